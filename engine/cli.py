@@ -1,0 +1,252 @@
+"""The `ledgerflow` command: run, validate and inspect projects without the GUI.
+
+Exit codes: 0 success; 1 a node failed or the run was cancelled; 2 the project or the command is invalid;
+130 interrupted with Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from engine.errors import LedgerflowError
+from engine.i18n import set_language, tr
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# ---- run -----------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.cli_progress import ProgressView
+    from engine.ports import ReportPort
+    from engine.project import Project
+    from engine.scheduler import Session, ValidationFailed
+
+    project = Project.load(args.project)
+    session = Session(project, scheduler_address=args.scheduler)
+    view = ProgressView(project.graph, quiet=args.quiet)
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.set()
+        sys.stderr.write("\n" + tr("Cancelling… (press Ctrl-C again to force)") + "\n")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        session.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        with view, contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON document
+            report = session.run(until=args.until, only=args.only)
+    except ValidationFailed as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return EXIT_INVALID
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        session.close()
+    session_metrics: dict[str, Any] = {}
+    with Session(project) as reader:
+        for nid, res in report.nodes.items():
+            cls = project.graph.node_class(nid)
+            if cls is None or res.status != "done":
+                continue
+            for port, spec in cls.output_ports.items():
+                if spec.type is ReportPort:
+                    rep = reader.output(nid, port)
+                    if rep.kind == "evaluation":
+                        session_metrics[res.title] = rep.metrics
+    if args.json:
+        _print_json({
+            "project": str(project.path), "run_id": report.run_id, "ok": report.ok, "cancelled": report.cancelled,
+            "nodes": [{"id": r.node_id, "title": r.title, "type": r.type_id, "status": r.status, "cached": r.cached,
+                       "duration_s": None if r.duration_s is None else round(r.duration_s, 4), "error": r.error}
+                      for r in report.nodes.values()],
+            "metrics": session_metrics,
+        })
+    else:
+        view.summary(report, session_metrics, project)
+    if interrupted.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# ---- validate / nodes / runs / new ---------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.project import Project
+
+    project = Project.load(args.project)
+    issues = project.graph.validate()
+    if args.json:
+        _print_json({"project": str(project.path), "valid": not issues,
+                     "issues": [{"node_id": i.node_id, "node": i.node_title, "field": i.field, "code": i.code,
+                                 "message": i.message} for i in issues]})
+    elif issues:
+        print(tr("{n} problem(s) in {path}:", n=len(issues), path=project.path))
+        for i in issues:
+            print(f"  - {i}")
+    else:
+        print(tr("{path}: valid ({n} nodes)", path=project.path, n=len(project.graph.nodes)))
+    return EXIT_FAILED if issues else EXIT_OK
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from engine.registry import default_registry
+
+    from engine.graph import default_settings
+
+    reg = default_registry()
+    docs = []
+    for cls in reg.all():
+        prov = reg.provenance(cls.type_id)
+        docs.append({
+            "type_id": cls.type_id, "version": cls.version, "title": tr(cls.title), "category": tr(cls.category),
+            "description": tr(cls.description), "heavy": cls.heavy, "gpu": cls.gpu,
+            "legacy_ids": list(cls.legacy_ids), "plugin": {"distribution": prov.distribution, "version": prov.version},
+            "inputs": {n: p.type.type_name for n, p in cls.input_ports.items()},
+            "outputs": {n: p.type.type_name for n, p in cls.output_ports.items()},
+            "settings": cls.Settings.model_json_schema(), "defaults": default_settings(cls),
+        })
+    if args.json:
+        _print_json({"nodes": docs, "plugin_errors": reg.errors})
+        return EXIT_OK
+    for d in docs:
+        flags = " ".join(f for f, on in (("heavy", d["heavy"]), ("gpu", d["gpu"])) if on)
+        print(f"{d['type_id']}  v{d['version']}  {d['title']}  [{d['category']}] {flags}".rstrip())
+        print(f"    {d['description']}")
+        ins = ", ".join(f"{n}: {t}" for n, t in d["inputs"].items()) or "-"
+        outs = ", ".join(f"{n}: {t}" for n, t in d["outputs"].items()) or "-"
+        print(f"    {tr('inputs')}: {ins}    {tr('outputs')}: {outs}")
+        props = d["settings"].get("properties", {})
+        required = set(d["settings"].get("required", []))
+        for name, schema in props.items():
+            default = "" if name in required else f" = {json.dumps(d['defaults'].get(name), ensure_ascii=False)}"
+            kind = schema.get("type") or "/".join(str(x.get("type", x.get("$ref", "?"))) for x in schema.get("anyOf", []))
+            if "enum" in schema:
+                kind = "|".join(map(str, schema["enum"]))
+            print(f"      {name}{'*' if name in required else ''}: {kind}{default}")
+    for err in reg.errors:
+        print(tr("warning: {err}", err=err), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.db import open_db
+    from engine.project import Project
+    from engine.runlog import RunLog
+
+    project = Project.load(args.project)
+    engine = open_db(project.state_dir)
+    try:
+        records = RunLog(engine).records(limit=args.limit)
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json({"project": str(project.path), "records": records})
+        return EXIT_OK
+    if not records:
+        print(tr("No runs recorded yet for {path}", path=project.path))
+        return EXIT_OK
+    print(f"{'when (UTC)':<24} {'node':<22} {'type':<20} {'outcome':<9} {'seconds':>8}  {'user@host':<24} run")
+    for r in records:
+        who = f"{r['user']}@{r['host']}"[:24]
+        print(f"{r['started_at'][:23]:<24} {r['node_title'][:22]:<22} {r['type_id'][:20]:<20} "
+              f"{r['outcome']:<9} {r['duration_s']:>8.2f}  {who:<24} {r['run_id'][:8]}")
+        if r["error"]:
+            print(f"{'':<24} └ {r['error'].splitlines()[0][:100]}")
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from engine.templates import create_project
+
+    project = create_project(Path(args.directory), args.template, Path(args.data) if args.data else None,
+                             args.label, name=args.name, time_limit_s=args.time_limit)
+    print(tr("Created {path} from template {tpl!r} ({n} nodes). Run it with: ledgerflow run {dir}",
+             path=project.path, tpl=args.template, n=len(project.graph.nodes), dir=project.directory))
+    return EXIT_OK
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from resources.sampledata.credit import main as sample_main
+
+    return sample_main(args.rest)
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ledgerflow", description=tr("Ledgerflow: low-code ML workflows for banks"))
+    p.add_argument("--lang", choices=["en", "zh_CN"], help=tr("language of messages"))
+    p.add_argument("-v", "--verbose", action="store_true", help=tr("log engine details to stderr"))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help=tr("run a project (only nodes whose inputs changed are recomputed)"))
+    r.add_argument("project", help=tr("project folder or project.lflow file"))
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--until", metavar="NODE", help=tr("run this node and everything it needs (title or id)"))
+    g.add_argument("--only", metavar="NODE", help=tr("run just this node; its inputs must have results"))
+    r.add_argument("--scheduler", metavar="ADDR", help=tr("send heavy nodes to a Dask scheduler, e.g. tcp://host:8786"))
+    r.add_argument("--json", action="store_true", help=tr("print one JSON document with per-node results and metrics"))
+    r.add_argument("-q", "--quiet", action="store_true", help=tr("no progress output"))
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help=tr("check a project for cycles, missing inputs and bad settings"))
+    v.add_argument("project")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_validate)
+
+    n = sub.add_parser("nodes", help=tr("list node types with their ports and settings"))
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_nodes)
+
+    rs = sub.add_parser("runs", help=tr("list the run records of a project"))
+    rs.add_argument("project")
+    rs.add_argument("--limit", type=int, default=50)
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(func=cmd_runs)
+
+    nw = sub.add_parser("new", help=tr("create a project from a template"))
+    nw.add_argument("directory")
+    nw.add_argument("--template", default="credit-risk")
+    nw.add_argument("--data", metavar="FILE", help=tr("your CSV or Parquet file (default: bundled sample data)"))
+    nw.add_argument("--label", metavar="COLUMN", help=tr("the column to predict"))
+    nw.add_argument("--name", help=tr("project name"))
+    nw.add_argument("--time-limit", type=int, default=60, help=tr("AutoML time budget in seconds"))
+    nw.set_defaults(func=cmd_new)
+
+    sd = sub.add_parser("sample-data", help=tr("generate synthetic credit data (see resources/sampledata)"),
+                        add_help=False)
+    sd.add_argument("rest", nargs=argparse.REMAINDER)
+    sd.set_defaults(func=cmd_sample_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.lang:
+        set_language(args.lang)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except LedgerflowError as exc:
+        print(tr("error: {msg}", msg=exc), file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print(tr("interrupted"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The project's SQLite database (via SQLAlchemy): cache index and run log.
+
+One file per project, `.ledgerflow/ledgerflow.db`. Tables are created on first use; WAL mode lets the app read
+while a run writes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (Column, Engine, Float, Integer, MetaData, String, Table, Text, create_engine, event)
+
+metadata = MetaData()
+
+artifacts = Table(
+    "artifacts", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("port_type", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# cache_key -> one row per output port
+cache_outputs = Table(
+    "cache_outputs", metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("port", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
+)
+
+# one row per cache_key that completed (a node with no outputs still completes)
+cache_entries = Table(
+    "cache_entries", metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("type_id", String(128), nullable=False),
+    Column("receipt", String(64)),
+    Column("duration_s", Float),
+    Column("created_at", String(32), nullable=False),
+)
+
+# the last successful cache key of each node, to tell "stale" from "idle"
+node_results = Table(
+    "node_results", metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("started_at", String(32), nullable=False),
+    Column("ended_at", String(32)),
+    Column("user", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("executor", String(255), nullable=False),
+    Column("outcome", String(16)),
+    Column("environment", String(64), nullable=False),
+)
+
+environments = Table(
+    "environments", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("python", String(64), nullable=False),
+    Column("packages_json", Text, nullable=False),
+)
+
+run_records = Table(
+    "run_records", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False, index=True),
+    Column("node_id", String(64), nullable=False, index=True),
+    Column("node_title", String(255), nullable=False),
+    Column("type_id", String(128), nullable=False),
+    Column("type_version", Integer, nullable=False),
+    Column("plugin", String(255), nullable=False),
+    Column("user", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("executor", String(64), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("ended_at", String(32), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("settings_json", Text, nullable=False),
+    Column("cache_key", String(64), nullable=False),
+    Column("inputs_json", Text, nullable=False),
+    Column("outputs_json", Text, nullable=False),
+    Column("packages_json", Text, nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error", Text),
+    Column("traceback", Text),
+)
+
+
+def open_db(state_dir: Path) -> Engine:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{state_dir / 'ledgerflow.db'}",
+                           connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    metadata.create_all(engine)
+    return engine

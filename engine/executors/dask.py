@@ -1,0 +1,118 @@
+"""dask.distributed executor: heavy nodes run on remote (or loopback) Dask workers.
+
+Nodes are annotated with their resources (`GPU=1` for GPU nodes), so only workers started with
+`--resources GPU=1` take them. Values cross as transport payloads (a model folder travels as a zip), because a
+remote worker does not share our filesystem. Progress and logs come back through Dask's structured event log;
+cancellation is a distributed Event that ctx.cancelled() polls.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.executors.base import EventSink, NodeTask, TaskHandle, TaskOutcome, execute_task
+from engine.i18n import tr
+
+
+def _run_on_worker(task: NodeTask, topic: str, cancel_name: str) -> TaskOutcome:
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    cancel_event = Event(cancel_name)
+    last_check = [0.0, False]
+
+    def emit(kind: str, payload: Any) -> None:
+        worker.log_event(topic, {"kind": kind, "payload": list(payload)})
+
+    def is_cancelled() -> bool:
+        now = time.monotonic()  # ask the scheduler at most twice a second
+        if now - last_check[0] > 0.5:
+            last_check[0], last_check[1] = now, cancel_event.is_set()
+        return bool(last_check[1])
+
+    outcome = execute_task(task, emit, is_cancelled)
+    outcome.host = f"{outcome.host} ({worker.address})"
+    return outcome
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, address: str, timeout: float = 20) -> None:
+        from distributed import Client
+
+        self.address = address
+        try:
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except OSError as exc:
+            from engine.errors import LedgerflowError
+
+            raise LedgerflowError(tr("Cannot reach the Dask scheduler at {addr}: {exc}. Check the address and that "
+                                     "the scheduler is running.", addr=address, exc=exc)) from None
+
+    def submit(self, task: NodeTask, on_event: EventSink) -> TaskHandle:
+        from distributed import Event
+
+        uid = uuid.uuid4().hex
+        topic, cancel_name = f"ledgerflow-{uid}", f"ledgerflow-cancel-{uid}"
+        local_workdir = Path(task.workdir or tempfile.mkdtemp(prefix="ledgerflow-"))
+        out_ports = task.node_cls.output_ports
+        in_ports = task.node_cls.input_ports
+        inputs = {p: in_ports[p].type.to_transport(v) for p, v in task.inputs.items()}
+        task = dataclasses.replace(task, inputs=inputs, workdir=None, transport=True)
+
+        def relay(event: Any) -> None:
+            _, msg = event
+            on_event(msg["kind"], tuple(msg["payload"]))
+
+        self.client.subscribe_topic(topic, relay)
+        resources = task.node_cls.resources() or None
+        dfut = self.client.submit(_run_on_worker, task, topic, cancel_name, resources=resources, pure=False,
+                                  key=f"{task.node_cls.type_id}-{uid}")
+        future: cf.Future[TaskOutcome] = cf.Future()
+
+        def done(f: Any) -> None:
+            try:
+                self.client.unsubscribe_topic(topic)
+            except Exception:  # noqa: BLE001
+                pass
+            if future.done():
+                return
+            if f.status == "finished":
+                outcome: TaskOutcome = f.result()
+                if outcome.outputs is not None:  # payloads back into local values (a model zip -> a folder)
+                    outcome.outputs = {p: out_ports[p].type.from_transport(v, local_workdir)
+                                       for p, v in outcome.outputs.items()}
+                future.set_result(outcome)
+            elif f.status == "cancelled":
+                future.set_result(TaskOutcome(error=tr("cancelled"), cancelled=True))
+            else:
+                exc = f.exception()
+                name = type(exc).__name__
+                if name == "KilledWorker":
+                    msg = tr("The Dask worker running node {title!r} died repeatedly ({exc}). The node failed; "
+                             "other nodes are unaffected.", title=task.title, exc=exc)
+                else:
+                    msg = f"{name}: {exc}"
+                future.set_result(TaskOutcome(error=msg))
+
+        dfut.add_done_callback(done)
+
+        def cancel() -> None:
+            try:
+                Event(cancel_name, client=self.client).set()
+            except Exception:  # noqa: BLE001
+                pass
+            dfut.cancel()
+            if not future.done():
+                future.set_result(TaskOutcome(error=tr("cancelled"), cancelled=True))
+
+        return TaskHandle(future, cancel)
+
+    def close(self) -> None:
+        self.client.close()

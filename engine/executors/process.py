@@ -1,0 +1,199 @@
+"""Local worker-process executor for heavy nodes.
+
+A small pool of persistent worker processes (spawned, so no inherited threads or locks), each running one task at
+a time. Why not concurrent.futures/loky/pebble: we need per-task streamed progress and logs, a hard cancel that
+kills the task's whole process group within a second, and a crash (segfault, os._exit) that fails only its own
+node while the pool replaces the worker. Each worker is its own session leader, so a kill also reaches the child
+processes a library (AutoGluon, LightGBM) may start.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.executors.base import EventSink, NodeTask, TaskHandle, TaskOutcome, execute_task
+from engine.i18n import tr
+
+
+def _worker_main(conn: Connection) -> None:
+    os.setsid()
+    os.dup2(2, 1)  # library chatter goes to stderr, never into a CLI's JSON on stdout
+    lock = threading.Lock()
+
+    def send(msg: Any) -> None:
+        with lock:
+            conn.send(msg)
+
+    send(("ready", os.getpid()))
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        outcome = execute_task(task, lambda kind, payload: send(("event", kind, payload)), lambda: False)
+        try:
+            send(("result", outcome))
+        except Exception as exc:  # noqa: BLE001 - e.g. an output that cannot cross processes
+            send(("result", TaskOutcome(error=f"the node's outputs could not be sent back: {exc}",
+                                        duration_s=outcome.duration_s, host=outcome.host)))
+
+
+class _Worker:
+    def __init__(self, context: Any) -> None:
+        parent, child = context.Pipe(duplex=True)
+        self.proc = context.Process(target=_worker_main, args=(child,), daemon=True, name="ledgerflow-worker")
+        self.proc.start()
+        child.close()
+        self.conn: Connection = parent
+        self._ready = False
+
+    def wait_ready(self) -> None:
+        if not self._ready:
+            msg = self.conn.recv()
+            assert msg[0] == "ready", msg
+            self._ready = True
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.proc.kill()
+        self.proc.join(timeout=2)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout=2)
+        if self.proc.is_alive():
+            self.kill()
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return tr("did not exit")
+    if exitcode < 0:
+        try:
+            return tr("was killed by signal {name}", name=signal.Signals(-exitcode).name)
+        except ValueError:
+            return tr("was killed by signal {num}", num=-exitcode)
+    return tr("exited with code {code}", code=exitcode)
+
+
+class _Job:
+    def __init__(self, task: NodeTask, on_event: EventSink) -> None:
+        self.task = task
+        self.on_event = on_event
+        self.future: cf.Future[TaskOutcome] = cf.Future()
+        self.worker: _Worker | None = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+
+class LocalProcessExecutor:
+    name = "local-process"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers or max(1, min(4, os.cpu_count() or 1))
+        self._context = mp.get_context("spawn")
+        self._slots = threading.Semaphore(self.max_workers)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def warm(self, count: int = 1) -> None:
+        """Start workers ahead of the first heavy node, so dispatch costs a message, not a process start."""
+        with self._lock:
+            need = min(count, self.max_workers) - len(self._idle)
+            new = [_Worker(self._context) for _ in range(max(0, need))]
+        for w in new:
+            w.wait_ready()
+        with self._lock:
+            self._idle.extend(new)
+
+    def _acquire(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                w = self._idle.pop()
+                if w.alive():
+                    return w
+        w = _Worker(self._context)
+        w.wait_ready()
+        return w
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._closed or not worker.alive():
+                worker.stop()
+            else:
+                self._idle.append(worker)
+
+    def submit(self, task: NodeTask, on_event: EventSink) -> TaskHandle:
+        job = _Job(task, on_event)
+        threading.Thread(target=self._run, args=(job,), daemon=True, name=f"ledgerflow-job-{task.title}").start()
+        return TaskHandle(job.future, lambda: self._cancel(job))
+
+    def _cancel(self, job: _Job) -> None:
+        with job.lock:
+            job.cancelled = True
+            worker = job.worker
+        if worker is not None:
+            worker.kill()
+
+    def _run(self, job: _Job) -> None:
+        with self._slots:
+            with job.lock:
+                if job.cancelled:
+                    job.future.set_result(TaskOutcome(error=tr("cancelled before it started"), cancelled=True))
+                    return
+            try:
+                worker = self._acquire()
+            except Exception as exc:  # noqa: BLE001
+                job.future.set_result(TaskOutcome(error=tr("could not start a worker process: {exc}", exc=exc)))
+                return
+            with job.lock:
+                job.worker = worker
+                if job.cancelled:
+                    worker.kill()
+            try:
+                worker.conn.send(job.task)
+                while True:
+                    msg = worker.conn.recv()
+                    if msg[0] == "event":
+                        job.on_event(msg[1], msg[2])
+                    elif msg[0] == "result":
+                        job.future.set_result(msg[1])
+                        self._release(worker)
+                        return
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                worker.proc.join(timeout=2)
+                if job.cancelled:
+                    outcome = TaskOutcome(error=tr("cancelled; its worker process was stopped"), cancelled=True)
+                else:
+                    outcome = TaskOutcome(error=tr(
+                        "The worker process running node {title!r} {how}. The node failed; other nodes and the "
+                        "runner are unaffected.", title=job.task.title, how=describe_exit(worker.proc.exitcode)))
+                job.future.set_result(outcome)
+            except Exception as exc:  # noqa: BLE001 - e.g. inputs that cannot be sent to a process
+                worker.kill()
+                job.future.set_result(TaskOutcome(error=tr("could not send node inputs to the worker: {exc}",
+                                                           exc=exc)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.stop()

@@ -1,0 +1,127 @@
+"""Run records: who ran which node, when, where, with what settings, data and packages, and how it ended.
+
+Lineage and reproducibility are built from these rows, so every execution writes one, success or not. The full
+package list is stored once per distinct environment and referenced by digest.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import platform
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from engine import db
+from engine.fileio import canonical_json, sha256_text
+from engine.store import now_iso
+
+KEY_PACKAGES = ("ledgerflow", "polars", "pyarrow", "numpy", "pandas", "scikit-learn", "autogluon.tabular",
+                "lightgbm", "catboost", "xgboost", "torch", "dask", "distributed", "pydantic")
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers)
+        return f"uid:{__import__('os').getuid()}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> tuple[str, str, dict[str, str]]:
+    """(digest, python version, {distribution: version}) of the running interpreter."""
+    pkgs: dict[str, str] = {}
+    for dist in importlib_metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            pkgs[name.lower()] = dist.version
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    return sha256_text(py, canonical_json(pkgs)), py, pkgs
+
+
+def key_packages(extra: str | None = None) -> dict[str, str]:
+    _, py, pkgs = environment()
+    names = KEY_PACKAGES + ((extra.lower(),) if extra else ())
+    return {"python": py, **{n: pkgs[n] for n in names if n in pkgs}}
+
+
+@dataclass
+class NodeExecution:
+    run_id: str
+    node_id: str
+    node_title: str
+    type_id: str
+    type_version: int
+    plugin: str
+    executor: str
+    started_at: str
+    ended_at: str
+    duration_s: float
+    settings: dict[str, Any]
+    cache_key: str
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    seed: int
+    outcome: str
+    error: str | None = None
+    traceback: str | None = None
+    host: str | None = None
+
+
+class RunLog:
+    def __init__(self, engine: Engine) -> None:
+        self.db = engine
+
+    def start_run(self, target: str, executor: str) -> str:
+        digest, py, pkgs = environment()
+        run_id = str(uuid.uuid4())
+        with self.db.begin() as conn:
+            if conn.execute(select(db.environments.c.digest).where(db.environments.c.digest == digest)).first() is None:
+                conn.execute(insert(db.environments).values(digest=digest, python=py,
+                                                            packages_json=canonical_json(pkgs)))
+            conn.execute(insert(db.runs).values(run_id=run_id, started_at=now_iso(), user=os_user(),
+                                                host=socket.gethostname(), target=target, executor=executor,
+                                                environment=digest))
+        return run_id
+
+    def finish_run(self, run_id: str, outcome: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(db.runs).where(db.runs.c.run_id == run_id).values(ended_at=now_iso(),
+                                                                                  outcome=outcome))
+
+    def record(self, ex: NodeExecution) -> None:
+        digest, _, _ = environment()
+        with self.db.begin() as conn:
+            conn.execute(insert(db.run_records).values(
+                run_id=ex.run_id, node_id=ex.node_id, node_title=ex.node_title, type_id=ex.type_id,
+                type_version=ex.type_version, plugin=ex.plugin, user=os_user(),
+                host=ex.host or socket.gethostname(), executor=ex.executor, started_at=ex.started_at,
+                ended_at=ex.ended_at, duration_s=ex.duration_s, settings_json=canonical_json(ex.settings),
+                cache_key=ex.cache_key, inputs_json=canonical_json(ex.inputs),
+                outputs_json=canonical_json(ex.outputs),
+                packages_json=canonical_json(key_packages(ex.plugin.split(" ")[0])), environment=digest,
+                seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback))
+
+    def records(self, node_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        q = select(db.run_records).order_by(db.run_records.c.id.desc())
+        if node_id:
+            q = q.where(db.run_records.c.node_id == node_id)
+        if limit:
+            q = q.limit(limit)
+        with self.db.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q).all()]
+        for r in rows:
+            for k in ("settings_json", "inputs_json", "outputs_json", "packages_json"):
+                r[k.removesuffix("_json")] = json.loads(r.pop(k))
+        return rows
+
+    def environment_packages(self, digest: str) -> dict[str, str]:
+        with self.db.connect() as conn:
+            row = conn.execute(select(db.environments).where(db.environments.c.digest == digest)).first()
+        return json.loads(row.packages_json) if row else {}

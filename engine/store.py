@@ -1,0 +1,123 @@
+"""Content-addressed artifact store and cache index.
+
+Each output value is saved by its port type into a staging folder, hashed, and moved to
+`.ledgerflow/artifacts/<digest>`: the folder name *is* the content hash, so verification before a load is a
+re-hash and a compare. Tampered or corrupt artifacts are refused (ArtifactIntegrityError) and the node re-runs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+
+from engine import db
+from engine.errors import ArtifactIntegrityError
+from engine.fileio import sha256_text, sha256_tree
+from engine.ports import PortType
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ArtifactStore:
+    def __init__(self, state_dir: Path, engine: Engine) -> None:
+        self.root = state_dir / "artifacts"
+        self.tmp = state_dir / "tmp"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.db = engine
+
+    def scratch_dir(self) -> Path:
+        """A fresh folder for a node's working files (named by a random id, never by user input)."""
+        path = self.tmp / uuid.uuid4().hex
+        path.mkdir()
+        return path
+
+    def _folder(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ArtifactIntegrityError(f"malformed artifact digest {digest!r}")
+        return self.root / digest[:2] / digest
+
+    @staticmethod
+    def _digest(port_type: type[PortType], folder: Path) -> str:
+        return sha256_text(port_type.type_name, sha256_tree(folder))
+
+    def put(self, port_type: type[PortType], value: Any) -> str:
+        stage = self.scratch_dir()
+        try:
+            port_type.save(value, stage)
+            digest = self._digest(port_type, stage)
+            target = self._folder(digest)
+            if target.exists():
+                shutil.rmtree(stage)
+            else:
+                target.parent.mkdir(exist_ok=True)
+                os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
+                size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+                with self.db.begin() as conn:
+                    conn.execute(delete(db.artifacts).where(db.artifacts.c.digest == digest))
+                    conn.execute(insert(db.artifacts).values(digest=digest, port_type=port_type.type_name,
+                                                             size_bytes=size, created_at=now_iso()))
+            return digest
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+
+    def exists(self, digest: str) -> bool:
+        return self._folder(digest).is_dir()
+
+    def verify(self, port_type: type[PortType], digest: str) -> Path:
+        folder = self._folder(digest)
+        if not folder.is_dir():
+            raise ArtifactIntegrityError(f"artifact {digest[:12]} is missing from {self.root}")
+        actual = self._digest(port_type, folder)
+        if actual != digest:
+            raise ArtifactIntegrityError(
+                f"artifact {digest[:12]} failed verification: its content hash is now {actual[:12]} "
+                f"(the files under {folder} were changed or corrupted)")
+        return folder
+
+    def get(self, port_type: type[PortType], digest: str) -> Any:
+        """Load a value after verifying its content hash; formats that run code on load are only opened then."""
+        return port_type.load(self.verify(port_type, digest))
+
+    # ---- cache index ---------------------------------------------------------------------------
+    def lookup(self, cache_key: str) -> tuple[dict[str, str], str | None] | None:
+        """(port -> digest, receipt) for a completed cache key whose artifacts are all present, else None."""
+        with self.db.connect() as conn:
+            entry = conn.execute(select(db.cache_entries).where(db.cache_entries.c.cache_key == cache_key)).first()
+            if entry is None:
+                return None
+            rows = conn.execute(select(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key)).all()
+        outputs = {r.port: r.digest for r in rows}
+        if not all(self.exists(d) for d in outputs.values()):
+            return None
+        return outputs, entry.receipt
+
+    def record(self, node_id: str, type_id: str, cache_key: str, outputs: dict[str, str], receipt: str | None,
+               duration_s: float) -> None:
+        with self.db.begin() as conn:
+            conn.execute(delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key))
+            conn.execute(delete(db.cache_entries).where(db.cache_entries.c.cache_key == cache_key))
+            for port, digest in outputs.items():
+                conn.execute(insert(db.cache_outputs).values(cache_key=cache_key, port=port, digest=digest))
+            conn.execute(insert(db.cache_entries).values(cache_key=cache_key, type_id=type_id, receipt=receipt,
+                                                         duration_s=duration_s, created_at=now_iso()))
+            conn.execute(delete(db.node_results).where(db.node_results.c.node_id == node_id))
+            conn.execute(insert(db.node_results).values(node_id=node_id, cache_key=cache_key, updated_at=now_iso()))
+
+    def forget(self, cache_key: str) -> None:
+        """Drop a cache entry whose artifacts failed verification, so the node re-runs."""
+        with self.db.begin() as conn:
+            conn.execute(delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key))
+            conn.execute(delete(db.cache_entries).where(db.cache_entries.c.cache_key == cache_key))
+
+    def last_keys(self) -> dict[str, str]:
+        with self.db.connect() as conn:
+            return {r.node_id: r.cache_key for r in conn.execute(select(db.node_results)).all()}

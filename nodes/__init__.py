@@ -1,0 +1,10 @@
+"""Ledgerflow's built-in node library, registered through the `ledgerflow.nodes` entry point like any plugin."""
+from nodes.automl.predict import Predict
+from nodes.automl.train import AutoML
+from nodes.evaluate.evaluate import Evaluate
+from nodes.features.split import Split
+from nodes.io.csv_reader import ReadCSV
+from nodes.io.parquet_reader import ReadParquet
+from nodes.io.writers import WriteCSV, WriteParquet
+
+NODES = [ReadCSV, ReadParquet, WriteCSV, WriteParquet, Split, AutoML, Evaluate, Predict]

@@ -1,0 +1,1 @@
+"""automl nodes."""

@@ -1,0 +1,1 @@
+"""Node plugins for frozen builds live here; installed plugins register through the ledgerflow.nodes entry point."""

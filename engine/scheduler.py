@@ -106,6 +106,7 @@ class Session:
         self.status: dict[str, NodeStatus] = {}
         self._light = light_executor or InProcessExecutor()
         self._heavy = heavy_executor
+        self._owned = {"light": light_executor is None, "heavy": heavy_executor is None}  # close only what we made
         self._scheduler_address = scheduler_address
         self._cancel = threading.Event()
         self._running: dict[str, TaskHandle] = {}
@@ -130,8 +131,9 @@ class Session:
         return self._heavy
 
     def close(self) -> None:
-        self._light.close()
-        if self._heavy is not None:
+        if self._owned["light"]:
+            self._light.close()
+        if self._heavy is not None and self._owned["heavy"]:
             self._heavy.close()
         self.files.save()
         self.db.dispose()

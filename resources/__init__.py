@@ -1,0 +1,1 @@
+"""Static resources shipped with Ledgerflow (sample data sets, templates)."""

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+# mkstemp creates 0600 files; finished files get the usual mode for this process's umask instead.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 def canonical_json(value: Any) -> str:
@@ -60,6 +64,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,6 +97,7 @@ class atomic_output_path:
         if exc_type is None:
             with open(self.tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(self.tmp, _FILE_MODE)
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

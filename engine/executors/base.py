@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from pydantic import ValidationError
+
 from engine.errors import Cancelled, LedgerflowError
+from engine.i18n import tr
 from engine.sdk import Context, Node
 
 # (kind, payload): kind is "progress" (payload: (fraction, message)) or "log" (payload: (level, message))
@@ -103,6 +106,10 @@ def execute_task(task: NodeTask, emit: EventSink, is_cancelled: Callable[[], boo
         if task.transport:
             outputs = {p: cls.output_ports[p].type.to_transport(v) for p, v in outputs.items()}
         return TaskOutcome(outputs=outputs, duration_s=time.perf_counter() - t0, host=host)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        return TaskOutcome(error=tr("Invalid settings: {problems}", problems=problems), input_error=True,
+                           duration_s=time.perf_counter() - t0, host=host)
     except Cancelled as exc:
         return TaskOutcome(error=str(exc), cancelled=True, duration_s=time.perf_counter() - t0, host=host)
     except LedgerflowError as exc:

@@ -97,9 +97,9 @@ class AutoML(Node):
     Settings = AutoMLSettings
 
     def compute(self, inputs: dict, settings: AutoMLSettings, ctx: Context) -> dict:
+        table = check_label(inputs["train"], settings)  # fail fast, before the slow import
         from autogluon.tabular import TabularPredictor
 
-        table = check_label(inputs["train"], settings)
         dropped = inputs["train"].height - table.height
         if dropped:
             ctx.log.warning(tr("dropped {n} rows with a missing label", n=dropped))
@@ -120,7 +120,7 @@ class AutoML(Node):
         ticker = threading.Thread(target=tick, daemon=True)
         ticker.start()
         try:
-            predictor = TabularPredictor(path=str(path), verbosity=2, **predictor_kwargs(settings, ctx.seed))
+            predictor = TabularPredictor(path=str(path), verbosity=2, **predictor_kwargs(settings, ctx.seed if settings.seed is None else settings.seed))
             predictor.fit(frame, **fit_kwargs(settings))
             leaderboard = predictor.leaderboard(silent=True)
         finally:

@@ -1,7 +1,8 @@
 """Model metrics as plain functions of arrays (scikit-learn underneath), shared by Evaluate and benchmarks.
 
 KS is the maximum distance between the score distributions of positives and negatives, which equals
-max(TPR - FPR) over the ROC curve; Gini is 2·AUC - 1. These are the definitions bank model validators use.
+max|TPR - FPR| over the ROC curve (two-sided, so scorecards where a high score means safe work too);
+Gini is 2·AUC - 1. These are the definitions bank model validators use.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> d
     pred = (score >= threshold).astype(int)
     return {
         "auc": auc,
-        "ks": float(np.max(tpr - fpr)),
+        "ks": float(np.max(np.abs(tpr - fpr))),
         "gini": 2.0 * auc - 1.0,
         "accuracy": float(skm.accuracy_score(y_true, pred)),
         "precision": float(skm.precision_score(y_true, pred, zero_division=0)),

@@ -43,9 +43,10 @@ class Split(Node):
                 raise NodeInputError(tr("Stratify column {col!r} has {n} missing values; fill or drop them first",
                                         col=settings.stratify_by, n=col.null_count()))
             strat = col.to_numpy()
+        seed = ctx.seed if settings.seed is None else settings.seed
         idx = np.arange(table.height)
         try:
-            train_idx, test_idx = train_test_split(idx, test_size=settings.test_fraction, random_state=ctx.seed,
+            train_idx, test_idx = train_test_split(idx, test_size=settings.test_fraction, random_state=seed,
                                                    shuffle=True, stratify=strat)
         except ValueError as exc:
             raise NodeInputError(tr("Cannot split: {exc}", exc=exc)) from None

@@ -120,6 +120,24 @@ def _describe_bad(path: Path, header: list[str], rec: tuple[int, int, int]) -> s
               "is missing", path=path, line=start, n=n, expected=expected, col=n + 1, name=header[n])
 
 
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "y": True,
+               "n": False, "t": True, "f": False, "是": True, "否": False}
+
+
+def cast_strings(source: pl.Series, kind: str) -> pl.Series:
+    """Parse a string column as `kind`; values that do not parse become null (the caller reports them)."""
+    if kind == "str":
+        return source
+    text = source.str.strip_chars()
+    if kind == "bool":
+        return text.str.to_lowercase().replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
+    if kind == "date":
+        return text.str.to_date(strict=False)
+    if kind == "datetime":
+        return text.str.to_datetime(strict=False, time_unit="us")
+    return text.cast(POLARS_TYPES[kind], strict=False)
+
+
 def _data_line_of_row(text: str, delimiter: str, has_header: bool, row_index: int, skip: set[int]) -> int:
     """The physical line number of the row_index-th data record (for error messages only)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -171,6 +189,7 @@ class ReadCSV(Node):
             drop.update(range(start, end + 1))
         if bad:
             ctx.log.warning(tr("skipped {n} malformed rows (first at line {line})", n=len(bad), line=bad[0][0]))
+        original = text  # line numbers in messages refer to the file as it is on disk
         if drop:
             text = _drop_lines(text, drop)
         unknown = sorted(set(settings.column_types) - set(header))
@@ -188,15 +207,12 @@ class ReadCSV(Node):
         except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError) as exc:
             raise NodeInputError(tr("{path}: cannot parse the file: {exc}", path=path, exc=str(exc).splitlines()[0]))
         for col, kind in settings.column_types.items():
-            target = POLARS_TYPES[kind]
             source = table[col]
-            cast = source.str.strip_chars().cast(target, strict=False) if kind != "str" else source
-            if kind in ("date", "datetime"):
-                cast = source.str.strip_chars().str.to_datetime(strict=False).cast(target, strict=False)
+            cast = cast_strings(source, kind)
             failed = (cast.is_null() & source.is_not_null()).arg_true()
             if len(failed):
                 row = int(failed[0])
-                line = _data_line_of_row(text, delimiter, settings.has_header, row, set())
+                line = _data_line_of_row(original, delimiter, settings.has_header, row, drop)
                 raise NodeInputError(tr(
                     "{path}: line {line}, column {name!r}: cannot read {value!r} as {kind} ({n} values in this "
                     "column fail). Fix the data or change the column type.", path=path, line=line, name=col,

@@ -26,10 +26,10 @@ def parquet_files(base: Path) -> list[Path]:
     """The files a path names, sorted; an error when it names none."""
     if base.is_dir():
         files = sorted(base.rglob("*.parquet"))
+    elif base.is_file():  # before the glob test: an existing 'data[1].parquet' is a file, not a pattern
+        files = [base]
     elif any(ch in str(base) for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
-    elif base.exists():
-        files = [base]
     else:
         raise NodeInputError(tr("File not found: {path}", path=base))
     if not files:
@@ -52,7 +52,7 @@ class ReadParquet(Node):
     def compute(self, inputs: dict, settings: ReadParquetSettings, ctx: Context) -> dict:
         files = parquet_files(ctx.resolve_path(settings.path))
         try:
-            lf = pl.scan_parquet([str(f) for f in files])
+            lf = pl.scan_parquet([str(f) for f in files], glob=False)  # already expanded
             if settings.columns:
                 missing = sorted(set(settings.columns) - set(lf.collect_schema().names()))
                 if missing:
@@ -60,7 +60,7 @@ class ReadParquet(Node):
                                             cols=", ".join(missing)))
                 lf = lf.select(settings.columns)
             table = lf.collect()
-        except (pl.exceptions.ComputeError, OSError) as exc:
+        except (pl.exceptions.PolarsError, OSError) as exc:
             raise NodeInputError(tr("{path}: not a readable Parquet file: {exc}", path=settings.path,
                                     exc=str(exc).splitlines()[0])) from None
         ctx.log.info("read %d rows from %d file(s)", table.height, len(files))

@@ -88,6 +88,10 @@ class RunReport:
         return [r.node_id for r in self.nodes.values() if r.status == NodeState.DONE.value and not r.cached]
 
 
+class UpstreamUnavailable(LedgerflowError):
+    """A node cannot be keyed (or run) because an ancestor cannot: it is skipped, not failed."""
+
+
 class ValidationFailed(LedgerflowError):
     def __init__(self, issues: list[ValidationIssue]) -> None:
         self.issues = issues
@@ -200,8 +204,8 @@ class Session:
                         continue
                     up = keys[e.src]
                     if isinstance(up, Exception):
-                        raise LedgerflowError(tr("upstream node {title!r} cannot run",
-                                                 title=self.graph.nodes[e.src].title))
+                        raise UpstreamUnavailable(tr("not run: upstream node {title!r} failed",
+                                                     title=self.graph.nodes[e.src].title))
                     parts.append(f"{port}={up}:{e.src_port}")
                 keys[nid] = sha256_text(*parts)
             except (LedgerflowError, ValidationError, OSError) as exc:
@@ -306,6 +310,9 @@ class Session:
         for nid in order:
             key = keys[nid]
             cls = self.graph.node_class(nid)
+            if isinstance(key, UpstreamUnavailable):
+                to_run.append(nid)  # the front below marks it skipped, naming the failed upstream
+                continue
             if isinstance(key, Exception):
                 failed.add(nid)
                 finish(nid, NodeState.FAILED, cached=False, error=str(key), traceback=None, duration_s=0.0)

@@ -1,0 +1,20 @@
+"""The engine and the node library never import Qt: they must run headless, in workers and on Dask."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_engine_and_nodes_load_no_qt_module():
+    code = (
+        "import pkgutil, importlib, sys, engine, nodes\n"
+        "for pkg in (engine, nodes):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "import engine.cli, engine.executors.dask\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', "
+        "'NodeGraphQt', 'qtpy'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"Qt modules loaded by engine/nodes: {out.stdout}"

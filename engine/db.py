@@ -7,17 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import (Column, Engine, Float, Integer, MetaData, String, Table, Text, create_engine, event)
+from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, create_engine, event
 
 metadata = MetaData()
-
-artifacts = Table(
-    "artifacts", metadata,
-    Column("digest", String(64), primary_key=True),
-    Column("port_type", String(64), nullable=False),
-    Column("size_bytes", Integer, nullable=False),
-    Column("created_at", String(32), nullable=False),
-)
 
 # cache_key -> one row per output port
 cache_outputs = Table(

@@ -79,6 +79,8 @@ class Graph:
         self.registry = registry
         self.nodes: dict[str, NodeInstance] = {}
         self.edges: set[Edge] = set()
+        self._in: dict[str, set[Edge]] = {}  # adjacency indexes: lookups stay O(degree) in big graphs
+        self._out: dict[str, set[Edge]] = {}
         self.events = EventBus()
 
     # ---- lookups -------------------------------------------------------------------------------
@@ -111,36 +113,36 @@ class Graph:
         cls = self.node_class(node_id)
         if cls is not None:
             return cls.input_ports
-        return {e.dst_port: PortSpec(e.dst_port, PortType) for e in self.edges if e.dst == node_id}
+        return {e.dst_port: PortSpec(e.dst_port, PortType) for e in self._in.get(node_id, ())}
 
     def output_ports(self, node_id: str) -> dict[str, PortSpec]:
         cls = self.node_class(node_id)
         if cls is not None:
             return cls.output_ports
-        return {e.src_port: PortSpec(e.src_port, PortType) for e in self.edges if e.src == node_id}
+        return {e.src_port: PortSpec(e.src_port, PortType) for e in self._out.get(node_id, ())}
 
     def incoming(self, node_id: str) -> list[Edge]:
-        return sorted(e for e in self.edges if e.dst == node_id)
+        return sorted(self._in.get(node_id, ()))
 
     def outgoing(self, node_id: str) -> list[Edge]:
-        return sorted(e for e in self.edges if e.src == node_id)
+        return sorted(self._out.get(node_id, ()))
 
-    def upstream(self, node_id: str) -> set[str]:
-        """All ancestors of a node (not including it)."""
+    def upstream(self, *node_ids: str) -> set[str]:
+        """All ancestors of the given nodes (not including them unless one is an ancestor of another)."""
         seen: set[str] = set()
-        stack = [node_id]
+        stack = list(node_ids)
         while stack:
-            for e in self.incoming(stack.pop()):
+            for e in self._in.get(stack.pop(), ()):
                 if e.src not in seen:
                     seen.add(e.src)
                     stack.append(e.src)
         return seen
 
-    def downstream(self, node_id: str) -> set[str]:
+    def downstream(self, *node_ids: str) -> set[str]:
         seen: set[str] = set()
-        stack = [node_id]
+        stack = list(node_ids)
         while stack:
-            for e in self.outgoing(stack.pop()):
+            for e in self._out.get(stack.pop(), ()):
                 if e.dst not in seen:
                     seen.add(e.dst)
                     stack.append(e.dst)
@@ -203,9 +205,11 @@ class Graph:
 
     def remove_node(self, node_id: str) -> tuple[NodeInstance, list[Edge]]:
         inst = self.node(node_id)
-        removed = [e for e in self.edges if node_id in (e.src, e.dst)]
+        removed = [*self._in.get(node_id, ()), *self._out.get(node_id, ())]
         for e in sorted(removed):
             self.remove_edge(e)
+        self._in.pop(node_id, None)
+        self._out.pop(node_id, None)
         del self.nodes[node_id]
         self.events.emit(ev.NODE_REMOVED, node=inst)
         return inst, removed
@@ -229,8 +233,8 @@ class Graph:
                     "Cannot connect {src}.{sp} ({st}) to {dst}.{dp} ({dt}): a {st} output cannot feed a {dt} input",
                     src=src.title, sp=edge.src_port, st=out_t.type_name,
                     dst=dst.title, dp=edge.dst_port, dt=in_t.type_name))
-        for e in self.edges:
-            if e.dst == edge.dst and e.dst_port == edge.dst_port:
+        for e in self._in.get(edge.dst, ()):
+            if e.dst_port == edge.dst_port:
                 raise GraphError(tr("Input {title}.{port} is already connected; disconnect it first",
                                     title=dst.title, port=edge.dst_port))
 
@@ -238,12 +242,16 @@ class Graph:
         if check:
             self.check_edge(edge)
         self.edges.add(edge)
+        self._in.setdefault(edge.dst, set()).add(edge)
+        self._out.setdefault(edge.src, set()).add(edge)
         self.events.emit(ev.EDGE_ADDED, edge=edge)
 
     def remove_edge(self, edge: Edge) -> None:
         if edge not in self.edges:
             raise GraphError(f"no such connection: {edge}")
         self.edges.discard(edge)
+        self._in[edge.dst].discard(edge)
+        self._out[edge.src].discard(edge)
         self.events.emit(ev.EDGE_REMOVED, edge=edge)
 
     def replace_settings(self, node_id: str, settings: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from engine import db
 from engine.fileio import canonical_json, sha256_text
@@ -26,6 +26,7 @@ KEY_PACKAGES = ("ledgerflow", "polars", "pyarrow", "numpy", "pandas", "scikit-le
                 "lightgbm", "catboost", "xgboost", "torch", "dask", "distributed", "pydantic")
 
 
+@lru_cache(maxsize=1)
 def os_user() -> str:
     try:
         return getpass.getuser()
@@ -49,6 +50,10 @@ def key_packages(extra: str | None = None) -> dict[str, str]:
     _, py, pkgs = environment()
     names = KEY_PACKAGES + ((extra.lower(),) if extra else ())
     return {"python": py, **{n: pkgs[n] for n in names if n in pkgs}}
+
+
+_INSERT_RECORD = insert(db.run_records)
+_HOST = socket.gethostname()
 
 
 @dataclass
@@ -95,18 +100,18 @@ class RunLog:
             conn.execute(update(db.runs).where(db.runs.c.run_id == run_id).values(ended_at=now_iso(),
                                                                                   outcome=outcome))
 
-    def record(self, ex: NodeExecution) -> None:
+    def record(self, conn: Connection, ex: NodeExecution) -> None:
+        """Append one execution's record (inside the caller's transaction, with the cache index rows)."""
         digest, _, _ = environment()
-        with self.db.begin() as conn:
-            conn.execute(insert(db.run_records).values(
-                run_id=ex.run_id, node_id=ex.node_id, node_title=ex.node_title, type_id=ex.type_id,
-                type_version=ex.type_version, plugin=ex.plugin, user=os_user(),
-                host=ex.host or socket.gethostname(), executor=ex.executor, started_at=ex.started_at,
-                ended_at=ex.ended_at, duration_s=ex.duration_s, settings_json=canonical_json(ex.settings),
-                cache_key=ex.cache_key, inputs_json=canonical_json(ex.inputs),
-                outputs_json=canonical_json(ex.outputs),
-                packages_json=canonical_json(key_packages(ex.plugin.split(" ")[0])), environment=digest,
-                seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback))
+        conn.execute(_INSERT_RECORD, dict(
+            run_id=ex.run_id, node_id=ex.node_id, node_title=ex.node_title, type_id=ex.type_id,
+            type_version=ex.type_version, plugin=ex.plugin, user=os_user(),
+            host=ex.host or _HOST, executor=ex.executor, started_at=ex.started_at,
+            ended_at=ex.ended_at, duration_s=ex.duration_s, settings_json=canonical_json(ex.settings),
+            cache_key=ex.cache_key, inputs_json=canonical_json(ex.inputs),
+            outputs_json=canonical_json(ex.outputs),
+            packages_json=canonical_json(key_packages(ex.plugin.split(" ")[0])), environment=digest,
+            seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback))
 
     def records(self, node_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         q = select(db.run_records).order_by(db.run_records.c.id.desc())

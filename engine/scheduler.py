@@ -181,9 +181,7 @@ class Session:
         Computed for the given nodes and all their ancestors; a node whose key cannot be computed (invalid
         settings, unreadable source file, placeholder) maps to the exception saying why.
         """
-        needed = set(node_ids)
-        for nid in node_ids:
-            needed |= self.graph.upstream(nid)
+        needed = set(node_ids) | self.graph.upstream(*node_ids)
         keys: dict[str, str | Exception] = {}
         fctx = FingerprintContext(self.project.directory, self.files)
         for nid in self.graph.topological_order(needed):
@@ -428,7 +426,7 @@ class Session:
         assert cls is not None
         settings = cls.Settings.model_validate(inst.settings).model_dump(mode="json")
         inputs = {e.dst_port: values[(e.src, e.src_port)] for e in self.graph.incoming(nid)}
-        workdir = self.store.scratch_dir()
+        workdir = self.store.scratch_dir(create=False)  # the node's Context creates it only if used
         scratch.append(workdir)
         executor = self.heavy_executor if cls.heavy else self._light
         task = NodeTask(node_cls=cls, settings=settings, inputs=inputs, node_id=nid, title=inst.title,
@@ -454,13 +452,14 @@ class Session:
         return handle.future, handle, started
 
     def _complete(self, run_id: str, nid: str, key: str, outcome: TaskOutcome, values: dict, started: str) -> bool:
-        """Store a finished node's outputs and write its run record; returns True on success."""
+        """Store a finished node's outputs, index them and write its run record in one transaction."""
         inst = self.graph.nodes[nid]
         cls = self.graph.node_class(nid)
         assert cls is not None
         settings_model = cls.Settings.model_validate(inst.settings)
         inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") for e in self.graph.incoming(nid)}
         outputs: dict[str, str] = {}
+        receipt: str | None = None
         error, tb = outcome.error, outcome.traceback
         if error is None and outcome.outputs is not None:
             try:
@@ -468,21 +467,26 @@ class Session:
                     outputs[port] = self.store.put(cls.output_ports[port].type, value)
                     values[(nid, port)] = value
                 receipt = cls.receipt(settings_model, FingerprintContext(self.project.directory, self.files))
-                self.store.record(nid, cls.type_id, key, outputs, receipt, outcome.duration_s)
             except Exception as exc:  # noqa: BLE001 - e.g. disk full while storing
                 import traceback as _tb
 
                 error, tb = tr("could not store the outputs: {exc}", exc=exc), _tb.format_exc()
+                outputs = {}
         if outcome.input_error:
-            tb = None  # the message says what to fix; keep the record readable
+            tb = None  # the message says what to fix; keep the status readable (the record keeps it)
         state = "done" if error is None else ("cancelled" if outcome.cancelled else "failed")
         prov = self.graph.registry.provenance(cls.type_id)
-        self.runlog.record(NodeExecution(
+        execution = NodeExecution(
             run_id=run_id, node_id=nid, node_title=inst.title, type_id=cls.type_id, type_version=cls.version,
-            plugin=f"{prov.distribution} {prov.version}", executor=self.heavy_executor.name if cls.heavy else
-            self._light.name, started_at=started, ended_at=now_iso(), duration_s=outcome.duration_s,
-            settings=settings_model.model_dump(mode="json"), cache_key=key, inputs=inputs, outputs=outputs,
-            seed=self.seed_for(nid), outcome=state, error=error, traceback=outcome.traceback, host=outcome.host))
+            plugin=f"{prov.distribution} {prov.version}",
+            executor=self.heavy_executor.name if cls.heavy else self._light.name, started_at=started,
+            ended_at=now_iso(), duration_s=outcome.duration_s, settings=settings_model.model_dump(mode="json"),
+            cache_key=key, inputs=inputs, outputs=outputs, seed=self.seed_for(nid), outcome=state, error=error,
+            traceback=outcome.traceback or tb, host=outcome.host)
+        with self.db.begin() as conn:
+            if error is None:
+                self.store.record(conn, nid, cls.type_id, key, outputs, receipt, outcome.duration_s)
+            self.runlog.record(conn, execution)
         st = self._status(nid)
         st.duration_s = outcome.duration_s
         st.error, st.traceback = error, tb

@@ -65,12 +65,18 @@ class Context:
         self.title = title
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.workdir = Path(workdir)
+        self._workdir = Path(workdir)
         self.project_dir = Path(project_dir) if project_dir else None
         self.resources = dict(resources or {})
         self._on_progress = on_progress
         self._is_cancelled = is_cancelled
         self.log = NodeLogger(title, on_log)
+
+    @property
+    def workdir(self) -> Path:
+        """A private scratch folder for files the node produces (a model folder); created on first use."""
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        return self._workdir
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress in [0, 1] (None when unknown) and an optional short message."""

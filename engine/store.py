@@ -13,12 +13,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from engine import db
 from engine.errors import ArtifactIntegrityError
 from engine.fileio import sha256_text, sha256_tree
 from engine.ports import PortType
+
+
+# Statements built once: SQLAlchemy then reuses their compiled form (a measurable share of per-node overhead).
+_PUT_OUTPUT = insert(db.cache_outputs).prefix_with("OR REPLACE")
+_PUT_ENTRY = insert(db.cache_entries).prefix_with("OR REPLACE")
+_PUT_RESULT = insert(db.node_results).prefix_with("OR REPLACE")
 
 
 def now_iso() -> str:
@@ -33,10 +39,11 @@ class ArtifactStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.db = engine
 
-    def scratch_dir(self) -> Path:
+    def scratch_dir(self, create: bool = True) -> Path:
         """A fresh folder for a node's working files (named by a random id, never by user input)."""
         path = self.tmp / uuid.uuid4().hex
-        path.mkdir()
+        if create:
+            path.mkdir()
         return path
 
     def _folder(self, digest: str) -> Path:
@@ -49,6 +56,7 @@ class ArtifactStore:
         return sha256_text(port_type.type_name, sha256_tree(folder))
 
     def put(self, port_type: type[PortType], value: Any) -> str:
+        """Save a value and return its digest; the index rows are written by `record` in the run's transaction."""
         stage = self.scratch_dir()
         try:
             port_type.save(value, stage)
@@ -59,11 +67,6 @@ class ArtifactStore:
             else:
                 target.parent.mkdir(exist_ok=True)
                 os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
-                size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-                with self.db.begin() as conn:
-                    conn.execute(delete(db.artifacts).where(db.artifacts.c.digest == digest))
-                    conn.execute(insert(db.artifacts).values(digest=digest, port_type=port_type.type_name,
-                                                             size_bytes=size, created_at=now_iso()))
             return digest
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -100,17 +103,15 @@ class ArtifactStore:
             return None
         return outputs, entry.receipt
 
-    def record(self, node_id: str, type_id: str, cache_key: str, outputs: dict[str, str], receipt: str | None,
-               duration_s: float) -> None:
-        with self.db.begin() as conn:
-            conn.execute(delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key))
-            conn.execute(delete(db.cache_entries).where(db.cache_entries.c.cache_key == cache_key))
-            for port, digest in outputs.items():
-                conn.execute(insert(db.cache_outputs).values(cache_key=cache_key, port=port, digest=digest))
-            conn.execute(insert(db.cache_entries).values(cache_key=cache_key, type_id=type_id, receipt=receipt,
-                                                         duration_s=duration_s, created_at=now_iso()))
-            conn.execute(delete(db.node_results).where(db.node_results.c.node_id == node_id))
-            conn.execute(insert(db.node_results).values(node_id=node_id, cache_key=cache_key, updated_at=now_iso()))
+    def record(self, conn: Connection, node_id: str, type_id: str, cache_key: str, outputs: dict[str, str],
+               receipt: str | None, duration_s: float) -> None:
+        """Index a completed node's outputs under its cache key (inside the caller's transaction)."""
+        stamp = now_iso()
+        if outputs:
+            conn.execute(_PUT_OUTPUT, [{"cache_key": cache_key, "port": p, "digest": d} for p, d in outputs.items()])
+        conn.execute(_PUT_ENTRY, {"cache_key": cache_key, "type_id": type_id, "receipt": receipt,
+                                  "duration_s": duration_s, "created_at": stamp})
+        conn.execute(_PUT_RESULT, {"node_id": node_id, "cache_key": cache_key, "updated_at": stamp})
 
     def forget(self, cache_key: str) -> None:
         """Drop a cache entry whose artifacts failed verification, so the node re-runs."""

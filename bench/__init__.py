@@ -1,0 +1,1 @@
+"""Benchmarks for the issue targets. Each prints our figure beside its anchor, measured in the same run."""

@@ -44,4 +44,16 @@ class HeavyStep(Step):
     """Step, declared heavy so it is dispatched to a worker process or Dask."""
 
 
-BENCH_NODES = [Source, Step, HeavyStep]
+@node("bench.sleepy", title="Bench sleepy", category="Bench", heavy=True)
+class Sleepy(Step):
+    """Reports progress, then blocks without ever checking for cancellation (like a long library call)."""
+
+    def compute(self, inputs, settings, ctx):
+        import time
+
+        ctx.progress(0.0, "blocking")
+        time.sleep(600)
+        return {"table": inputs["table"]}
+
+
+BENCH_NODES = [Source, Step, HeavyStep, Sleepy]

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,6 +55,22 @@ def through(executor) -> float:  # noqa: ANN001
     return statistics.median(times)
 
 
+def cancel_latency_ms(executor: LocalProcessExecutor) -> float:
+    """From cancel() to the task's future resolving, for a heavy node stuck in non-cooperative work."""
+    from bench.benchnodes import Sleepy
+
+    t = task()
+    t.node_cls = Sleepy
+    running = threading.Event()
+    handle = executor.submit(t, lambda kind, payload: running.set())
+    running.wait(timeout=60)
+    t0 = time.perf_counter()
+    handle.cancel()
+    outcome = handle.future.result(timeout=30)
+    assert outcome.cancelled, outcome
+    return (time.perf_counter() - t0) * 1000
+
+
 def start_dask(folder: Path) -> tuple[str, list[subprocess.Popen]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sched = folder / "scheduler.json"
@@ -79,11 +96,14 @@ def main() -> dict:
     pool.warm(1)
     try:
         local = through(pool)
+        cancel_ms = cancel_latency_ms(pool)
     finally:
         pool.close()
     added_local = (local - base) * 1000
     report("heavy dispatch: local worker process (ms)", local * 1000, base * 1000, "ms", "<= 50 ms added",
            added_local <= 50)
+    report("cancel a stuck heavy node (ms; anchor = budget)", cancel_ms, 2000.0, "ms", "<= 2000 ms",
+           cancel_ms <= 2000)
     folder = Path(tempfile.mkdtemp(prefix="lf-dask-"))
     address, procs = start_dask(folder)
     try:
@@ -101,7 +121,7 @@ def main() -> dict:
     added_dask = (remote - base) * 1000
     report("heavy dispatch: loopback Dask worker (ms)", remote * 1000, base * 1000, "ms", "<= 50 ms added",
            added_dask <= 50)
-    return {"direct_ms": base * 1000, "local_ms": local * 1000, "dask_ms": remote * 1000}
+    return {"direct_ms": base * 1000, "local_ms": local * 1000, "dask_ms": remote * 1000, "cancel_ms": cancel_ms}
 
 
 if __name__ == "__main__":

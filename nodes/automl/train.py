@@ -107,6 +107,10 @@ class AutoML(Node):
         path = ctx.workdir / "autogluon"
         handler = _ForwardLogs(ctx)
         ag_log = logging.getLogger("autogluon")
+        # AutoGluon's log goes to the node's log (shown per node in the app, kept out of the CLI's progress view)
+        own_streams = [h for h in ag_log.handlers if isinstance(h, logging.StreamHandler)]
+        for h in own_streams:
+            ag_log.removeHandler(h)
         ag_log.addHandler(handler)
         done = threading.Event()
 
@@ -126,6 +130,8 @@ class AutoML(Node):
         finally:
             done.set()
             ag_log.removeHandler(handler)
+            for h in own_streams:
+                ag_log.addHandler(h)
         info = {
             "label": settings.label,
             "problem_type": predictor.problem_type,

@@ -21,11 +21,23 @@ class EvaluateSettings(NodeSettings):
                              description=N_("Probability at or above which a row is predicted positive"))
 
 
+# Chinese labels need a CJK font; matplotlib falls back along this list to the first one installed.
+_FONTS = {"font.sans-serif": ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei",
+                              "Microsoft YaHei", "SimHei"], "axes.unicode_minus": False}
+
+
 def _plots(report: Report, y: np.ndarray, s: np.ndarray) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
+    with plt.rc_context(_FONTS):
+        _roc_plot(report, y, s, plt)
+        _ks_plot(report, y, s, plt)
+
+
+def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noqa: ANN001
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y, s)
@@ -38,6 +50,8 @@ def _plots(report: Report, y: np.ndarray, s: np.ndarray) -> None:
     ax.legend(loc="lower right")
     report.add_figure(tr("ROC curve"), fig)
 
+
+def _ks_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noqa: ANN001
     order = np.sort(s)
     pos = np.searchsorted(np.sort(s[y == 1]), order, side="right") / max(1, (y == 1).sum())
     neg = np.searchsorted(np.sort(s[y == 0]), order, side="right") / max(1, (y == 0).sum())

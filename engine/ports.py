@@ -28,6 +28,7 @@ class PortType:
     type_name: ClassVar[str] = "Data"
     color: ClassVar[str] = "#9e9e9e"
     description: ClassVar[str] = "Any value"
+    python_type: ClassVar[type | None] = None  # what compute must return for this port (None: anything)
 
     @classmethod
     def accepts(cls, produced: type["PortType"]) -> bool:
@@ -37,6 +38,8 @@ class PortType:
     @classmethod
     def check(cls, value: Any) -> None:
         """Raise TypeError when a compute returned something this port cannot carry."""
+        if cls.python_type is not None and not isinstance(value, cls.python_type):
+            raise TypeError(f"expected a {cls.python_type.__name__}, got {type(value).__name__}")
 
     @classmethod
     def save(cls, value: Any, folder: Path) -> None:
@@ -63,11 +66,7 @@ class Table(PortType):
     type_name = "Table"
     color = "#1e88e5"
     description = "A polars DataFrame"
-
-    @classmethod
-    def check(cls, value: Any) -> None:
-        if not isinstance(value, pl.DataFrame):
-            raise TypeError(f"expected a polars DataFrame, got {type(value).__name__}")
+    python_type = pl.DataFrame
 
     @classmethod
     def save(cls, value: pl.DataFrame, folder: Path) -> None:
@@ -99,11 +98,11 @@ class Model(PortType):
     type_name = "Model"
     color = "#8e24aa"
     description = "A fitted model in its native format"
+    python_type = ModelRef
 
     @classmethod
     def check(cls, value: Any) -> None:
-        if not isinstance(value, ModelRef):
-            raise TypeError(f"expected a ModelRef, got {type(value).__name__}")
+        super().check(value)
         if not Path(value.path).exists():
             raise TypeError(f"model folder {value.path} does not exist")
 
@@ -158,11 +157,7 @@ class FittedTransformPort(PortType):
     type_name = "FittedTransform"
     color = "#00897b"
     description = "Preprocessing fitted on training data"
-
-    @classmethod
-    def check(cls, value: Any) -> None:
-        if not isinstance(value, FittedTransform):
-            raise TypeError(f"expected a FittedTransform, got {type(value).__name__}")
+    python_type = FittedTransform
 
     @classmethod
     def save(cls, value: FittedTransform, folder: Path) -> None:
@@ -235,11 +230,7 @@ class ReportPort(PortType):
     type_name = "Report"
     color = "#f4511e"
     description = "Metrics, tables and figures"
-
-    @classmethod
-    def check(cls, value: Any) -> None:
-        if not isinstance(value, Report):
-            raise TypeError(f"expected a Report, got {type(value).__name__}")
+    python_type = Report
 
     @classmethod
     def save(cls, value: Report, folder: Path) -> None:

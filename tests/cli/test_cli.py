@@ -11,7 +11,7 @@ import pytest
 
 from engine.graph import Edge
 from engine.project import Project
-from resources.sampledata import generate_applications, write_gbk_csv
+from resources.sampledata.credit import generate_applications, write_gbk_csv
 
 LEDGERFLOW = str(Path(sys.executable).parent / "ledgerflow")
 FAST_AUTOML = {"included_model_types": ["GBM"], "time_limit_s": 300}

@@ -14,12 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # plain test folder without a package: make the repo root importable
-    sys.path.insert(0, str(ROOT))
-
-from resources.sampledata import credit  # noqa: E402
-from resources.sampledata import (  # noqa: E402
+from resources.sampledata import credit
+from resources.sampledata.credit import (
     CHINESE_HEADERS,
     TRUE_COEFFICIENTS,
     generate_applications,
@@ -28,6 +24,7 @@ from resources.sampledata import (  # noqa: E402
     write_gbk_csv,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "resources" / "sampledata" / "credit_applications.csv"
 
 EXPECTED_SCHEMA = {

@@ -157,13 +157,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not records:
         print(tr("No runs recorded yet for {path}", path=project.path))
         return EXIT_OK
-    print(f"{'when (UTC)':<24} {'node':<22} {'type':<20} {'outcome':<9} {'seconds':>8}  {'user@host':<24} run")
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(box=None, pad_edge=False, show_edge=False)  # rich measures CJK text widths correctly
+    for col, justify in (("when (UTC)", "left"), ("node", "left"), ("type", "left"), ("outcome", "left"),
+                         ("seconds", "right"), ("user@host", "left"), ("run", "left")):
+        table.add_column(tr(col), justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
-        who = f"{r['user']}@{r['host']}"[:24]
-        print(f"{r['started_at'][:23]:<24} {r['node_title'][:22]:<22} {r['type_id'][:20]:<20} "
-              f"{r['outcome']:<9} {r['duration_s']:>8.2f}  {who:<24} {r['run_id'][:8]}")
+        table.add_row(r["started_at"][:23], r["node_title"], r["type_id"], r["outcome"], f"{r['duration_s']:.2f}",
+                      f"{r['user']}@{r['host']}", r["run_id"][:8])
         if r["error"]:
-            print(f"{'':<24} └ {r['error'].splitlines()[0][:100]}")
+            table.add_row("", f"└ {r['error'].splitlines()[0][:100]}", "", "", "", "", "")
+    Console(highlight=False, width=None if sys.stdout.isatty() else 250).print(table)
     return EXIT_OK
 
 

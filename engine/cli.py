@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LedgerflowError
-from engine.i18n import set_language, tr
+from engine.i18n import N_, set_language, tr
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -161,8 +161,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.table import Table as RichTable
 
     table = RichTable(box=None, pad_edge=False, show_edge=False)  # rich measures CJK text widths correctly
-    for col, justify in (("when (UTC)", "left"), ("node", "left"), ("type", "left"), ("outcome", "left"),
-                         ("seconds", "right"), ("user@host", "left"), ("run", "left")):
+    for col, justify in ((N_("when (UTC)"), "left"), (N_("node"), "left"), (N_("type"), "left"),
+                         (N_("outcome"), "left"), (N_("seconds"), "right"), (N_("user@host"), "left"),
+                         (N_("run"), "left")):
         table.add_column(tr(col), justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         table.add_row(r["started_at"][:23], r["node_title"], r["type_id"], r["outcome"], f"{r['duration_s']:.2f}",

@@ -1,5 +1,6 @@
 # Two commands for a newcomer: `make run` (set up + open the workbench) and `make test` (the whole suite).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SAMPLE := out/sample-project
@@ -9,8 +10,9 @@ SAMPLE := out/sample-project
 venv: $(VENV)/.installed
 
 # The environment is rebuilt from the lock, exactly, whenever the lock or the project metadata changes.
-$(VENV)/.installed: requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/.installed: requirements.lock pyproject.toml plugins/example/pyproject.toml
+	@test "$(PYVER)" = "3.11" || { echo "Ledgerflow needs Python 3.11 (found '$(PYVER)' at '$(PYTHON)'); set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e plugins/example
 	touch $@

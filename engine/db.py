@@ -26,6 +26,7 @@ cache_entries = Table(
     Column("type_id", String(128), nullable=False),
     Column("receipt", String(64)),
     Column("duration_s", Float),
+    Column("mac", String(64), nullable=False),  # HMAC over key, outputs and receipt (engine/signing.py)
     Column("created_at", String(32), nullable=False),
 )
 

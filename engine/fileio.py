@@ -40,20 +40,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def sha256_tree(root: Path) -> str:
-    """Hash of a file or directory: every relative path and file content, in sorted order."""
-    root = Path(root)
-    if root.is_file():
-        return sha256_file(root)
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode("utf-8"))
-        h.update(b"\x00")
-        h.update(sha256_file(path).encode("ascii"))
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see a half-written file."""
     path = Path(path)
@@ -131,6 +117,11 @@ class FileFingerprints:
         self._memo[str(path)] = [*stamp, digest]
         self._dirty = True
         return digest
+
+    def rehash(self, path: Path) -> str:
+        """Hash the content now, ignoring the fast path, and remember it."""
+        self._memo.pop(str(Path(path).resolve()), None)
+        return self.hash(path)
 
     def save(self) -> None:
         if self.memo_path and self._dirty:

@@ -35,6 +35,7 @@ class NodeInstance:
     plugin: dict[str, str] = field(default_factory=dict)
     # Set when the type is not installed (or is newer than installed): the node is kept verbatim.
     placeholder_reason: str | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False)  # the node as read from the file
 
     def __post_init__(self) -> None:
         self.position = (float(self.position[0]), float(self.position[1]))
@@ -299,7 +300,16 @@ class Graph:
                 for err in exc.errors():
                     loc = ".".join(str(p) for p in err["loc"]) or "settings"
                     add(inst, loc, "settings", f"{err['msg']} (got {err.get('input')!r})")
-            connected = {e.dst_port: e for e in self.incoming(inst.id)}
+            connected: dict[str, Edge] = {}
+            for e in self.incoming(inst.id):
+                if e.dst_port in connected:
+                    add(inst, f"input:{e.dst_port}", "duplicate_input",
+                        tr("Input {port!r} has more than one connection; keep one", port=e.dst_port))
+                connected[e.dst_port] = e
+                src = self.nodes[e.src]
+                if not src.is_placeholder and e.src_port not in self.output_ports(e.src):
+                    add(inst, f"input:{e.dst_port}", "unknown_port",
+                        tr("{src!r} has no output port {port!r}", src=src.title, port=e.src_port))
             for name, spec in cls.input_ports.items():
                 if spec.required and name not in connected:
                     add(inst, f"input:{name}", "missing_input",

@@ -186,12 +186,14 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def add_figure(self, name: str, fig: Any, dpi: int = 110) -> None:
-        """Render a matplotlib figure to PNG and close it (figures hold GUI-free but heavy state)."""
-        import matplotlib.pyplot as plt
-
+        """Render a matplotlib figure to PNG. Prefer `matplotlib.figure.Figure` (no pyplot global state);
+        a pyplot figure is closed here so it does not pile up."""
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         self.figures[name] = buf.getvalue()
 
     def to_html(self) -> str:

@@ -5,6 +5,7 @@ Loading never modifies the file on disk; a broken file is reported with its posi
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ class Project:
             if nd.id in seen:
                 raise ProjectFileError(tr("{file}: nodes[{i}] repeats node id {id}", file=file, i=i, id=nd.id))
             seen.add(nd.id)
-            graph.insert_node(_node_from_doc(nd, registry))
+            graph.insert_node(_node_from_doc(nd, doc["nodes"][i], registry))
         for i, ed in enumerate(parsed.edges):
             for end, ref in (("from", ed.src), ("to", ed.dst)):
                 if ref.node not in seen:
@@ -145,9 +146,11 @@ class Project:
     def to_dict(self) -> dict[str, Any]:
         nodes = []
         for inst in sorted(self.graph.nodes.values(), key=lambda n: n.id):
-            if not inst.is_placeholder:  # record the plugin that provides the type now; placeholders keep theirs
-                prov = self.graph.registry.provenance(inst.type_id)
-                inst.plugin = {"distribution": prov.distribution, "version": prov.version}
+            if inst.is_placeholder and inst.raw is not None:
+                nodes.append(_placeholder_doc(inst))
+                continue
+            prov = self.graph.registry.provenance(inst.type_id)  # the plugin that provides the type now
+            inst.plugin = {"distribution": prov.distribution, "version": prov.version}
             nodes.append({
                 "id": inst.id, "type_id": inst.type_id, "type_version": inst.type_version, "title": inst.title,
                 "settings": inst.settings, "position": list(inst.position), "disabled": inst.disabled,
@@ -167,11 +170,11 @@ class Project:
         return target
 
 
-def _node_from_doc(nd: _NodeDoc, registry: Registry) -> NodeInstance:
+def _node_from_doc(nd: _NodeDoc, raw: dict[str, Any], registry: Registry) -> NodeInstance:
     cls = registry.get(nd.type_id)
     inst = NodeInstance(id=nd.id, type_id=nd.type_id, type_version=nd.type_version, title=nd.title,
                         settings=nd.settings, position=nd.position, disabled=nd.disabled,
-                        plugin=nd.plugin.model_dump())
+                        plugin=nd.plugin.model_dump(), raw=copy.deepcopy(raw))
     if cls is None:
         inst.placeholder_reason = tr(
             "Node type {type_id!r} is not installed (it comes from {dist} {ver}). Install that plugin to run this "
@@ -184,10 +187,30 @@ def _node_from_doc(nd: _NodeDoc, registry: Registry) -> NodeInstance:
             type_id=cls.type_id, have=cls.version, dist=nd.plugin.distribution)
     else:
         if nd.type_version < cls.version:
-            inst.settings = cls.migrate(dict(nd.settings), nd.type_version)
+            try:
+                inst.settings = cls.migrate(dict(nd.settings), nd.type_version)
+            except Exception as exc:  # noqa: BLE001 - a plugin's migration bug must not stop the project opening
+                inst.settings = nd.settings
+                inst.placeholder_reason = tr(
+                    "Settings of {title!r} could not be migrated from version {old} to {new} of {type_id!r} "
+                    "({exc}); the node is kept unchanged.", title=nd.title, old=nd.type_version, new=cls.version,
+                    type_id=cls.type_id, exc=exc)
+                return inst
             inst.type_version = cls.version
         inst.type_id = cls.type_id  # a legacy id becomes the current one
     return inst
+
+
+def _placeholder_doc(inst: NodeInstance) -> dict[str, Any]:
+    """A placeholder is written back exactly as it was read, except what the user changed on the canvas."""
+    raw = copy.deepcopy(inst.raw or {})
+    if inst.title != raw.get("title"):
+        raw["title"] = inst.title
+    if [float(v) for v in raw.get("position", (0.0, 0.0))] != list(inst.position):
+        raw["position"] = list(inst.position)
+    if inst.disabled != raw.get("disabled", False):
+        raw["disabled"] = inst.disabled
+    return raw
 
 
 def _json_path(loc: tuple) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 import types
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -70,10 +71,16 @@ class Registry:
         """Load every `*.py` in a plugins folder (frozen builds cannot install distributions)."""
         for path in sorted(Path(folder).glob("*.py")):
             try:
-                spec = importlib.util.spec_from_file_location(f"ledgerflow_plugin_{path.stem}", path)
+                name = f"ledgerflow_plugin_{path.stem}"
+                spec = importlib.util.spec_from_file_location(name, path)
                 assert spec and spec.loader
                 module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
+                sys.modules[name] = module  # importable by name, so its node classes pickle to worker processes
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(name, None)
+                    raise
                 for cls in _node_classes(module):
                     self.register(cls, Provenance(f"plugins/{path.name}", "0"))
             except Exception as exc:  # noqa: BLE001

@@ -88,6 +88,24 @@ class RunReport:
         return [r.node_id for r in self.nodes.values() if r.status == NodeState.DONE.value and not r.cached]
 
 
+@dataclass
+class _Run:
+    """The working state of one run, passed between its steps."""
+
+    run_id: str
+    keys: dict[str, str | Exception]
+    targets: set[str]
+    order: list[str]
+    only: str | None = None
+    results: dict[str, NodeRunResult] = field(default_factory=dict)
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    scratch: list[Path] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    done_ok: set[str] = field(default_factory=set)
+    waiting: list[str] = field(default_factory=list)
+    running: dict[cf.Future, tuple[str, TaskHandle, str, float]] = field(default_factory=dict)
+
+
 class UpstreamUnavailable(LedgerflowError):
     """A node cannot be keyed (or run) because an ancestor cannot: it is skipped, not failed."""
 
@@ -104,20 +122,21 @@ class Session:
         self.project = project
         self.graph = project.graph
         self.db = open_db(project.state_dir)
-        self.store = ArtifactStore(project.state_dir, self.db)
-        self.runlog = RunLog(self.db)
         self.files = FileFingerprints(project.state_dir / "fingerprints.json")
+        self.store = ArtifactStore(project.state_dir, self.db, self.files)
+        self.runlog = RunLog(self.db)
         self.status: dict[str, NodeStatus] = {}
         self._light = light_executor or InProcessExecutor()
         self._heavy = heavy_executor
         self._owned = {"light": light_executor is None, "heavy": heavy_executor is None}  # close only what we made
         self._scheduler_address = scheduler_address
-        self._cancel = threading.Event()
-        self._running: dict[str, TaskHandle] = {}
-        self._lock = threading.Lock()
-        for name in (ev.SETTINGS_CHANGED, ev.EDGE_ADDED, ev.EDGE_REMOVED, ev.NODE_ADDED, ev.NODE_CHANGED):
-            self.graph.events.subscribe(name, self._on_graph_change)
-        self.graph.events.subscribe(ev.NODE_REMOVED, lambda node: self.status.pop(node.id, None))
+        self._cancel = threading.Event()  # set from any thread (a signal handler too); the run loop acts on it
+        self._run_lock = threading.Lock()
+        self._sources: dict[str, str] = {}  # node id -> source data fingerprint, for run records
+        self._unsubscribe = [self.graph.events.subscribe(name, self._on_graph_change) for name in
+                             (ev.SETTINGS_CHANGED, ev.EDGE_ADDED, ev.EDGE_REMOVED, ev.NODE_ADDED, ev.NODE_CHANGED)]
+        self._unsubscribe.append(self.graph.events.subscribe(ev.NODE_REMOVED,
+                                                             lambda node: self.status.pop(node.id, None)))
         self.refresh()
 
     # ---- executors -----------------------------------------------------------------------------
@@ -135,6 +154,8 @@ class Session:
         return self._heavy
 
     def close(self) -> None:
+        for unsubscribe in self._unsubscribe:  # a closed session no longer reacts to edits
+            unsubscribe()
         if self._owned["light"]:
             self._light.close()
         if self._heavy is not None and self._owned["heavy"]:
@@ -191,9 +212,11 @@ class Session:
                 if cls is None:
                     raise LedgerflowError(inst.placeholder_reason or "unknown node type")
                 settings = cls.Settings.model_validate(inst.settings)
+                source = cls.fingerprint(settings, fctx)
+                if source:
+                    self._sources[nid] = source
                 parts = [CACHE_SCHEME, cls.type_id, str(cls.version),
-                         canonical_json(settings.model_dump(mode="json")), str(self.seed_for(nid)),
-                         cls.fingerprint(settings, fctx) or ""]
+                         canonical_json(settings.model_dump(mode="json")), str(self.seed_for(nid)), source or ""]
                 incoming = {e.dst_port: e for e in self.graph.incoming(nid)}
                 for port in cls.input_ports:
                     e = incoming.get(port)
@@ -263,11 +286,9 @@ class Session:
 
     # ---- running -------------------------------------------------------------------------------
     def cancel(self) -> None:
+        """Ask the current run to stop: queued nodes are cancelled, running ones stopped. Safe from any thread
+        and from a signal handler (it only sets a flag)."""
         self._cancel.set()
-        with self._lock:
-            handles = list(self._running.values())
-        for h in handles:
-            h.cancel()
 
     def _targets(self, until: str | None, only: str | None) -> set[str]:
         if only:
@@ -279,6 +300,14 @@ class Session:
 
     def run(self, *, until: str | None = None, only: str | None = None) -> RunReport:
         """Run all nodes, a node and its ancestors (`until`), or one node (`only`, upstream must be cached)."""
+        if not self._run_lock.acquire(blocking=False):
+            raise LedgerflowError(tr("A run of this project is already in progress"))
+        try:
+            return self._run(until, only)
+        finally:
+            self._run_lock.release()
+
+    def _run(self, until: str | None, only: str | None) -> RunReport:
         self._cancel.clear()
         targets = self._targets(until, only)
         for nid in list(targets):  # a disabled node and its descendants are left out
@@ -287,130 +316,186 @@ class Session:
         issues = [i for i in self.graph.validate() if i.node_id in targets]
         if issues:
             raise ValidationFailed(issues)
-        order = self.graph.topological_order(targets)
         keys = self.cache_keys(targets)
         executor_name = self._heavy.name if self._heavy else ("dask" if self._scheduler_address else "local-process")
-        run_id = self.runlog.start_run(target=only or until or "all", executor=executor_name)
-        results: dict[str, NodeRunResult] = {}
-        values: dict[tuple[str, str], Any] = {}
-        scratch: list[Path] = []
-        to_run: list[str] = []
-        failed: set[str] = set()
+        r = _Run(run_id=self.runlog.start_run(target=only or until or "all", executor=executor_name),
+                 keys=keys, targets=targets, order=self.graph.topological_order(targets), only=only)
+        outcome = "failed"
+        try:
+            self._classify(r)
+            self._load_cached_inputs(r)
+            if any(self.graph.node_class(n).heavy for n in r.waiting):  # type: ignore[union-attr]
+                self.heavy_executor  # connect (e.g. to Dask) before any node starts, so a bad address fails cleanly
+            self._front(r)
+            report = RunReport(r.run_id, {n: r.results[n] for n in r.order if n in r.results},
+                               cancelled=self._cancel.is_set())
+            outcome = "cancelled" if report.cancelled else ("ok" if report.ok else "failed")
+        except BaseException:
+            self._abort(r)
+            raise
+        finally:
+            for path in r.scratch:
+                shutil.rmtree(path, ignore_errors=True)
+            self.runlog.finish_run(r.run_id, outcome)
+        self.graph.events.emit(ev.RUN_FINISHED, report=report)
+        return report
 
-        def finish(nid: str, state: NodeState, **kw: Any) -> None:
-            inst = self.graph.nodes[nid]
-            self._set(nid, state, progress=None, **kw)
-            st = self._status(nid)
-            results[nid] = NodeRunResult(nid, inst.title, inst.type_id, state.value, st.cached, st.duration_s,
-                                         st.error, st.traceback)
+    def _finish(self, r: "_Run", nid: str, state: NodeState, status: str | None = None, **kw: Any) -> None:
+        inst = self.graph.nodes[nid]
+        self._set(nid, state, progress=None, **kw)
+        st = self._status(nid)
+        r.results[nid] = NodeRunResult(nid, inst.title, inst.type_id, status or state.value, st.cached,
+                                       st.duration_s, st.error, st.traceback)
 
-        # 1. cached or not
-        for nid in order:
-            key = keys[nid]
-            cls = self.graph.node_class(nid)
+    def _classify(self, r: "_Run") -> None:
+        """Step 1: which target nodes are cached (their artifacts verified), which must run, which cannot."""
+        for nid in r.order:
+            key = r.keys[nid]
             if isinstance(key, UpstreamUnavailable):
-                to_run.append(nid)  # the front below marks it skipped, naming the failed upstream
-                continue
-            if isinstance(key, Exception):
-                failed.add(nid)
-                finish(nid, NodeState.FAILED, cached=False, error=str(key), traceback=None, duration_s=0.0)
-                continue
-            assert cls is not None
-            outs = self._cache_hit(cls, nid, key)
-            if outs is not None:
-                finish(nid, NodeState.DONE, cached=True, cache_key=key, outputs=outs, error=None, traceback=None)
+                r.waiting.append(nid)  # the front marks it skipped, naming the failed upstream
+            elif isinstance(key, Exception):
+                r.failed.add(nid)
+                self._finish(r, nid, NodeState.FAILED, cached=False, error=str(key), traceback=None, duration_s=0.0)
+                self._record_unexecuted(r, nid, "failed", str(key))
+            elif (outs := self._verified_hit(nid, key)) is not None:
+                self._finish(r, nid, NodeState.DONE, cached=True, cache_key=key, outputs=outs, error=None,
+                             traceback=None)
             else:
-                to_run.append(nid)
-        # upstream of `only` outside the targets must already have results
-        for nid in set(keys) - targets:
-            key = keys[nid]
-            cls = self.graph.node_class(nid)
-            outs = self._cache_hit(cls, nid, key) if isinstance(key, str) and cls else None
+                r.waiting.append(nid)
+        for nid in set(r.keys) - r.targets:  # upstream of `only`: must already have results
+            key = r.keys[nid]
+            outs = self._verified_hit(nid, key) if isinstance(key, str) else None
             if outs is None:
                 raise LedgerflowError(tr("Cannot run only {node!r}: upstream node {up!r} has no results. Run up to "
-                                         "{node!r} instead.", node=self.graph.find(only or "").title,
+                                         "{node!r} instead.", node=self.graph.find(r.only or "").title,
                                          up=self.graph.nodes[nid].title))
             self._set(nid, NodeState.DONE, cached=True, cache_key=key, outputs=outs)
 
-        # 2. load (and verify) cached inputs of nodes that will run; a tampered artifact re-runs its producer
-        pending_set = set(to_run)
-        for nid in reversed(self.graph.topological_order(set(keys))):
-            if nid not in pending_set:
+    def _verified_hit(self, nid: str, key: str) -> dict[str, str] | None:
+        """Outputs of a signed cache entry whose artifacts pass verification; a damaged one is dropped."""
+        cls = self.graph.node_class(nid)
+        if cls is None or (outs := self._cache_hit(cls, nid, key)) is None:
+            return None
+        try:
+            for port, digest in outs.items():
+                self.store.verify(cls.output_ports[port].type, digest)
+        except ArtifactIntegrityError as exc:
+            self._distrust(nid, key, outs, exc)
+            return None
+        return outs
+
+    def _distrust(self, nid: str, key: str, outputs: dict[str, str], exc: Exception) -> None:
+        msg = tr("Cached result of {title!r} failed verification and will be recomputed: {exc}",
+                 title=self.graph.nodes[nid].title, exc=exc)
+        log.warning(msg)
+        self.graph.events.emit(ev.LOG, node_id=nid, level=logging.WARNING, message=msg)
+        self.store.forget(key)
+        cls = self.graph.node_class(nid)
+        for port, digest in outputs.items():
+            try:
+                self.store.verify(cls.output_ports[port].type, digest)  # type: ignore[union-attr]
+            except ArtifactIntegrityError:
+                self.store.quarantine_artifact(digest)
+
+    def _load_cached_inputs(self, r: "_Run") -> None:
+        """Step 2: load the cached inputs of nodes that will run; a damaged one re-runs its producer."""
+        pending = set(r.waiting)
+        for nid in reversed(self.graph.topological_order(set(r.keys))):
+            if nid not in pending:
                 continue
             for e in self.graph.incoming(nid):
-                if e.src in pending_set or (e.src, e.src_port) in values or e.src in failed:
+                if e.src in pending or (e.src, e.src_port) in r.values or e.src in r.failed:
                     continue
                 cls = self.graph.node_class(e.src)
                 st = self._status(e.src)
                 try:
-                    values[(e.src, e.src_port)] = self.store.get(cls.output_ports[e.src_port].type,
-                                                                 st.outputs[e.src_port])
-                except ArtifactIntegrityError as exc:
-                    msg = tr("Cached result of {title!r} failed verification and will be recomputed: {exc}",
-                             title=self.graph.nodes[e.src].title, exc=exc)
-                    log.warning(msg)
-                    self.graph.events.emit(ev.LOG, node_id=e.src, level=logging.WARNING, message=msg)
-                    self.store.forget(keys[e.src])  # type: ignore[arg-type]
-                    if e.src not in targets:
-                        raise LedgerflowError(msg) from None
-                    pending_set.add(e.src)
+                    r.values[(e.src, e.src_port)] = self.store.get(cls.output_ports[e.src_port].type,  # type: ignore
+                                                                   st.outputs[e.src_port])
+                except ArtifactIntegrityError as exc:  # changed since step 1
+                    self._distrust(e.src, r.keys[e.src], dict(st.outputs), exc)  # type: ignore[arg-type]
+                    if e.src not in r.targets:
+                        raise LedgerflowError(str(exc)) from None
+                    pending.add(e.src)
                     self._set(e.src, NodeState.STALE, cached=False, outputs={})
-        to_run = [n for n in order if n in pending_set]
-        for nid in to_run:
+        r.waiting = [n for n in r.order if n in pending]
+        for nid in r.waiting:
             self._set(nid, NodeState.QUEUED, cached=False, error=None, traceback=None, duration_s=None,
                       progress=None, message="")
+        r.done_ok = ({n for n in r.order if n not in pending and n not in r.failed}
+                     | (set(r.keys) - r.targets))
 
-        # 3. the ready-set front
-        running: dict[cf.Future, tuple[str, TaskHandle, str, float]] = {}
-        waiting = list(to_run)
-        done_ok = {n for n in order if n not in pending_set and n not in failed}
-        done_ok |= set(keys) - targets
-        try:
-            while waiting or running:
-                if self._cancel.is_set():
-                    for nid in waiting:
-                        finish(nid, NodeState.CANCELLED, error=tr("cancelled before it started"))
-                    waiting = []
-                for nid in list(waiting):
-                    parents = {e.src for e in self.graph.incoming(nid)}
-                    if parents & failed:
-                        waiting.remove(nid)
-                        failed.add(nid)
-                        bad = sorted(self.graph.nodes[p].title for p in parents & failed)
-                        finish(nid, NodeState.STALE, error=tr("not run: upstream node {names} failed",
-                                                              names=", ".join(repr(b) for b in bad)))
-                        results[nid].status = "skipped"
-                    elif parents <= done_ok:
-                        waiting.remove(nid)
-                        fut, handle, started = self._submit(nid, keys[nid], values, scratch)  # type: ignore[arg-type]
-                        running[fut] = (nid, handle, started, time.perf_counter())
-                if not running:
-                    continue
-                done, _ = cf.wait(list(running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    nid, handle, started, t0 = running.pop(fut)
-                    with self._lock:
-                        self._running.pop(nid, None)
-                    outcome: TaskOutcome = fut.result()
-                    ok = self._complete(run_id, nid, keys[nid], outcome, values, started)  # type: ignore[arg-type]
-                    if ok:
-                        done_ok.add(nid)
-                        finish(nid, NodeState.DONE)
-                    elif outcome.cancelled:
-                        failed.add(nid)
-                        finish(nid, NodeState.CANCELLED)
-                    else:
-                        failed.add(nid)
-                        finish(nid, NodeState.FAILED)
-                    self._release_values(nid, values, waiting, running)
-        finally:
-            for path in scratch:
-                shutil.rmtree(path, ignore_errors=True)
-        cancelled = self._cancel.is_set()
-        report = RunReport(run_id, {n: results[n] for n in order if n in results}, cancelled=cancelled)
-        self.runlog.finish_run(run_id, "cancelled" if cancelled else ("ok" if report.ok else "failed"))
-        self.graph.events.emit(ev.RUN_FINISHED, report=report)
-        return report
+    def _front(self, r: "_Run") -> None:
+        """Step 3: run every node whose inputs are ready, concurrently, until none is left."""
+        cancel_sent = False
+        while r.waiting or r.running:
+            if self._cancel.is_set():
+                for nid in r.waiting:
+                    self._finish(r, nid, NodeState.CANCELLED, error=tr("cancelled before it started"))
+                    self._record_unexecuted(r, nid, "cancelled", tr("cancelled before it started"))
+                r.waiting = []
+                if not cancel_sent:
+                    for _, handle, _, _ in r.running.values():
+                        handle.cancel()
+                    cancel_sent = True
+            for nid in list(r.waiting):
+                parents = {e.src for e in self.graph.incoming(nid)}
+                if parents & r.failed:
+                    r.waiting.remove(nid)
+                    r.failed.add(nid)
+                    names = ", ".join(sorted(repr(self.graph.nodes[p].title) for p in parents & r.failed))
+                    error = tr("not run: upstream node {names} failed", names=names)
+                    self._finish(r, nid, NodeState.STALE, status="skipped", error=error)
+                    self._record_unexecuted(r, nid, "skipped", error)
+                elif parents <= r.done_ok:
+                    r.waiting.remove(nid)
+                    handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch)  # type: ignore[arg-type]
+                    r.running[handle.future] = (nid, handle, started, time.perf_counter())
+                    if self._cancel.is_set():
+                        handle.cancel()
+            if not r.running:
+                continue
+            done, _ = cf.wait(list(r.running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                nid, _, started, t0 = r.running.pop(fut)
+                outcome: TaskOutcome = fut.result()
+                if not outcome.duration_s:  # a killed or crashed worker reports none
+                    outcome.duration_s = time.perf_counter() - t0
+                if self._complete(r.run_id, nid, r.keys[nid], outcome, r.values, started):  # type: ignore[arg-type]
+                    r.done_ok.add(nid)
+                    self._finish(r, nid, NodeState.DONE)
+                else:
+                    r.failed.add(nid)
+                    self._finish(r, nid, NodeState.CANCELLED if outcome.cancelled else NodeState.FAILED)
+                self._release_values(nid, r.values, r.waiting, r.running)
+
+    def _abort(self, r: "_Run") -> None:
+        """An unexpected error in the run loop: stop what is running and leave no node 'running' or 'queued'."""
+        for _, handle, _, _ in r.running.values():
+            handle.cancel()
+        cf.wait(list(r.running), timeout=10)
+        for nid in [*r.waiting, *(v[0] for v in r.running.values())]:
+            self._set(nid, NodeState.CANCELLED, progress=None, error=tr("the run stopped on an internal error"))
+
+    def _record_unexecuted(self, r: "_Run", nid: str, outcome: str, error: str) -> None:
+        """A run record for a node that failed before executing, was skipped, or was cancelled while queued."""
+        inst = self.graph.nodes[nid]
+        prov = self.graph.registry.provenance(inst.type_id)
+        key = r.keys.get(nid)
+        stamp = now_iso()
+        with self.db.begin() as conn:
+            self.runlog.record(conn, NodeExecution(
+                run_id=r.run_id, node_id=nid, node_title=inst.title, type_id=inst.type_id,
+                type_version=inst.type_version, plugin=f"{prov.distribution} {prov.version}", executor="none",
+                started_at=stamp, ended_at=stamp, duration_s=0.0, settings=inst.settings,
+                cache_key=key if isinstance(key, str) else "", inputs=self._input_hashes(nid), outputs={},
+                seed=self.seed_for(nid), outcome=outcome, error=error))
+
+    def _input_hashes(self, nid: str) -> dict[str, str]:
+        """Lineage of one execution: upstream artifact digests per port, and the source data's own hash."""
+        inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") for e in self.graph.incoming(nid)}
+        if nid in self._sources:
+            inputs["source_data"] = self._sources[nid]
+        return inputs
 
     def _release_values(self, nid: str, values: dict, waiting: list[str], running: dict) -> None:
         """Drop in-memory outputs nobody still needs (big tables should not pile up in a long run)."""
@@ -420,7 +505,7 @@ class Session:
             if not consumers & still:
                 del values[key]
 
-    def _submit(self, nid: str, key: str, values: dict, scratch: list[Path]) -> tuple[cf.Future, TaskHandle, str]:
+    def _submit(self, nid: str, key: str, values: dict, scratch: list[Path]) -> tuple[TaskHandle, str]:
         inst = self.graph.nodes[nid]
         cls = self.graph.node_class(nid)
         assert cls is not None
@@ -444,12 +529,8 @@ class Session:
 
         started = now_iso()
         handle = executor.submit(task, on_event)
-        with self._lock:
-            self._running[nid] = handle
-        if self._cancel.is_set():
-            handle.cancel()
         self._set(nid, NodeState.RUNNING, progress=0.0)
-        return handle.future, handle, started
+        return handle, started
 
     def _complete(self, run_id: str, nid: str, key: str, outcome: TaskOutcome, values: dict, started: str) -> bool:
         """Store a finished node's outputs, index them and write its run record in one transaction."""
@@ -457,7 +538,7 @@ class Session:
         cls = self.graph.node_class(nid)
         assert cls is not None
         settings_model = cls.Settings.model_validate(inst.settings)
-        inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") for e in self.graph.incoming(nid)}
+        inputs = self._input_hashes(nid)
         outputs: dict[str, str] = {}
         receipt: str | None = None
         error, tb = outcome.error, outcome.traceback

@@ -2,42 +2,69 @@
 
 Each output value is saved by its port type into a staging folder, hashed, and moved to
 `.ledgerflow/artifacts/<digest>`: the folder name *is* the content hash, so verification before a load is a
-re-hash and a compare. Tampered or corrupt artifacts are refused (ArtifactIntegrityError) and the node re-runs.
+re-hash and a compare (memoised per file by size, mtime and ctime, so an unchanged file is not re-read).
+Artifact files are made read-only. A tampered or corrupt artifact is refused (ArtifactIntegrityError), moved to
+quarantine and recomputed. Cache entries are HMAC-signed with a per-user key (engine/signing.py), so entries
+this user did not write are not trusted.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import logging
 import os
 import shutil
+import stat
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from engine import db
+from engine import db, signing
 from engine.errors import ArtifactIntegrityError
-from engine.fileio import sha256_text, sha256_tree
+from engine.fileio import FileFingerprints
 from engine.ports import PortType
 
+log = logging.getLogger("ledgerflow.store")
 
 # Statements built once: SQLAlchemy then reuses their compiled form (a measurable share of per-node overhead).
 _PUT_OUTPUT = insert(db.cache_outputs).prefix_with("OR REPLACE")
 _PUT_ENTRY = insert(db.cache_entries).prefix_with("OR REPLACE")
 _PUT_RESULT = insert(db.node_results).prefix_with("OR REPLACE")
+_SCRATCH_MAX_AGE_S = 24 * 3600
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _entry_payload(cache_key: str, outputs: dict[str, str], receipt: str | None) -> dict:
+    return {"cache_key": cache_key, "outputs": outputs, "receipt": receipt}
+
+
 class ArtifactStore:
-    def __init__(self, state_dir: Path, engine: Engine) -> None:
+    def __init__(self, state_dir: Path, engine: Engine, files: FileFingerprints | None = None) -> None:
         self.root = state_dir / "artifacts"
         self.tmp = state_dir / "tmp"
+        self.quarantine = state_dir / "quarantine"
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.db = engine
+        self.files = files or FileFingerprints()
+        self._sweep_scratch()
+
+    def _sweep_scratch(self) -> None:
+        """Remove scratch folders left by runs that were killed (older than a day, so no live run is touched)."""
+        cutoff = time.time() - _SCRATCH_MAX_AGE_S
+        for entry in self.tmp.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+            except OSError:
+                pass
 
     def scratch_dir(self, create: bool = True) -> Path:
         """A fresh folder for a node's working files (named by a random id, never by user input)."""
@@ -51,22 +78,34 @@ class ArtifactStore:
             raise ArtifactIntegrityError(f"malformed artifact digest {digest!r}")
         return self.root / digest[:2] / digest
 
-    @staticmethod
-    def _digest(port_type: type[PortType], folder: Path) -> str:
-        return sha256_text(port_type.type_name, sha256_tree(folder))
+    def _digest(self, port_type: type[PortType], folder: Path, memo: bool = True) -> str:
+        """sha256 over the port type and every (relative path, file hash) in sorted order."""
+        h = hashlib.sha256(port_type.type_name.encode("utf-8") + b"\x00")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\x00")
+            file_hash = self.files.hash(path) if memo else self.files.rehash(path)
+            h.update(file_hash.encode("ascii") + b"\x00")
+        return h.hexdigest()
 
     def put(self, port_type: type[PortType], value: Any) -> str:
         """Save a value and return its digest; the index rows are written by `record` in the run's transaction."""
         stage = self.scratch_dir()
         try:
             port_type.save(value, stage)
-            digest = self._digest(port_type, stage)
+            digest = self._digest(port_type, stage, memo=False)
             target = self._folder(digest)
             if target.exists():
-                shutil.rmtree(stage)
-            else:
-                target.parent.mkdir(exist_ok=True)
-                os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
+                try:
+                    self.verify(port_type, digest)
+                    shutil.rmtree(stage)
+                    return digest
+                except ArtifactIntegrityError:
+                    self.quarantine_artifact(digest)  # a damaged copy must not shadow the fresh one
+            for path in stage.rglob("*"):
+                if path.is_file():
+                    path.chmod(_READ_ONLY)  # nodes get paths into the store; they must not write there
+            target.parent.mkdir(exist_ok=True)
+            os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
             return digest
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -90,15 +129,26 @@ class ArtifactStore:
         """Load a value after verifying its content hash; formats that run code on load are only opened then."""
         return port_type.load(self.verify(port_type, digest))
 
+    def quarantine_artifact(self, digest: str) -> None:
+        """Move a damaged artifact aside (kept for investigation), so it is neither loaded nor reused."""
+        folder = self._folder(digest)
+        if folder.is_dir():
+            self.quarantine.mkdir(exist_ok=True)
+            os.rename(folder, self.quarantine / f"{digest}-{uuid.uuid4().hex[:8]}")
+            log.warning("artifact %s moved to %s", digest[:12], self.quarantine)
+
     # ---- cache index ---------------------------------------------------------------------------
     def lookup(self, cache_key: str) -> tuple[dict[str, str], str | None] | None:
-        """(port -> digest, receipt) for a completed cache key whose artifacts are all present, else None."""
+        """(port -> digest, receipt) for a signed, completed cache key whose artifacts exist, else None."""
         with self.db.connect() as conn:
             entry = conn.execute(select(db.cache_entries).where(db.cache_entries.c.cache_key == cache_key)).first()
             if entry is None:
                 return None
             rows = conn.execute(select(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key)).all()
         outputs = {r.port: r.digest for r in rows}
+        if not signing.verify(_entry_payload(cache_key, outputs, entry.receipt), entry.mac):
+            log.warning("cache entry %s is not signed by this user; it will be recomputed", cache_key[:12])
+            return None
         if not all(self.exists(d) for d in outputs.values()):
             return None
         return outputs, entry.receipt
@@ -107,10 +157,12 @@ class ArtifactStore:
                receipt: str | None, duration_s: float) -> None:
         """Index a completed node's outputs under its cache key (inside the caller's transaction)."""
         stamp = now_iso()
+        conn.execute(delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key))
         if outputs:
             conn.execute(_PUT_OUTPUT, [{"cache_key": cache_key, "port": p, "digest": d} for p, d in outputs.items()])
         conn.execute(_PUT_ENTRY, {"cache_key": cache_key, "type_id": type_id, "receipt": receipt,
-                                  "duration_s": duration_s, "created_at": stamp})
+                                  "duration_s": duration_s, "created_at": stamp,
+                                  "mac": signing.sign(_entry_payload(cache_key, outputs, receipt))})
         conn.execute(_PUT_RESULT, {"node_id": node_id, "cache_key": cache_key, "updated_at": stamp})
 
     def forget(self, cache_key: str) -> None:

@@ -73,7 +73,13 @@ def create_project(directory: Path, template: str, data: Path | None = None, lab
         raise LedgerflowError(tr("Data file not found: {path}", path=source))
     if source.suffix.lower() not in (".csv", ".txt", ".tsv", ".parquet"):
         raise LedgerflowError(tr("{path}: use a .csv or .parquet file", path=source))
-    columns = data_columns(source)
+    try:
+        columns = data_columns(source)
+    except LedgerflowError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt file must give a message, not a traceback
+        raise LedgerflowError(tr("Cannot read the columns of {path}: {exc}", path=source,
+                                 exc=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
     if label not in columns:
         raise LedgerflowError(tr("Label column {label!r} is not in {path}. Columns are: {cols}", label=label,
                                  path=source, cols=", ".join(columns)))

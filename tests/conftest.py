@@ -14,6 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ledgerflow_home(tmp_path_factory):
+    """Per-user state (the cache signing key) in a temporary home, inherited by CLI subprocesses."""
+    home = tmp_path_factory.mktemp("ledgerflow-home")
+    os.environ["LEDGERFLOW_HOME"] = str(home)
+    return home
+
+
 def _wait_for(path: Path, timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -83,23 +83,27 @@ class DaskExecutor:
                 pass
             if future.done():
                 return
+            try:
+                future.set_result(_outcome_of(f))
+            except BaseException as exc:  # noqa: BLE001 - the scheduler must never wait forever
+                if not future.done():
+                    future.set_result(TaskOutcome(error=tr("could not collect the result from Dask: {exc}",
+                                                           exc=exc)))
+
+        def _outcome_of(f: Any) -> TaskOutcome:
             if f.status == "finished":
                 outcome: TaskOutcome = f.result()
                 if outcome.outputs is not None:  # payloads back into local values (a model zip -> a folder)
                     outcome.outputs = {p: out_ports[p].type.from_transport(v, local_workdir)
                                        for p, v in outcome.outputs.items()}
-                future.set_result(outcome)
-            elif f.status == "cancelled":
-                future.set_result(TaskOutcome(error=tr("cancelled"), cancelled=True))
-            else:
-                exc = f.exception()
-                name = type(exc).__name__
-                if name == "KilledWorker":
-                    msg = tr("The Dask worker running node {title!r} died repeatedly ({exc}). The node failed; "
-                             "other nodes are unaffected.", title=task.title, exc=exc)
-                else:
-                    msg = f"{name}: {exc}"
-                future.set_result(TaskOutcome(error=msg))
+                return outcome
+            if f.status == "cancelled":
+                return TaskOutcome(error=tr("cancelled"), cancelled=True)
+            exc = f.exception()
+            if type(exc).__name__ == "KilledWorker":
+                return TaskOutcome(error=tr("The Dask worker running node {title!r} died repeatedly ({exc}). The "
+                                            "node failed; other nodes are unaffected.", title=task.title, exc=exc))
+            return TaskOutcome(error=f"{type(exc).__name__}: {exc}")
 
         dfut.add_done_callback(done)
 

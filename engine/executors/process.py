@@ -13,7 +13,8 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from engine.executors.base import EventSink, NodeTask, TaskHandle, TaskOutcome, execute_task
@@ -23,6 +24,11 @@ from engine.i18n import tr
 def _worker_main(conn: Connection) -> None:
     os.setsid()
     os.dup2(2, 1)  # library chatter goes to stderr, never into a CLI's JSON on stdout
+    folder = os.environ.get("LEDGERFLOW_PLUGIN_DIR")
+    if folder:  # node classes from a plugins folder are pickled by module name; make those modules importable
+        from engine.registry import Registry
+
+        Registry().load_folder(Path(folder))
     lock = threading.Lock()
 
     def send(msg: Any) -> None:
@@ -147,8 +153,12 @@ class LocalProcessExecutor:
 
     def _cancel(self, job: _Job) -> None:
         with job.lock:
+            if job.future.done():
+                return  # finished already: its worker may be serving another job now
             job.cancelled = True
             worker = job.worker
+            if worker is None:  # still waiting for a slot: resolve now, _run will skip it
+                job.future.set_result(TaskOutcome(error=tr("cancelled before it started"), cancelled=True))
         if worker is not None:
             worker.kill()
 
@@ -156,40 +166,53 @@ class LocalProcessExecutor:
         with self._slots:
             with job.lock:
                 if job.cancelled:
-                    job.future.set_result(TaskOutcome(error=tr("cancelled before it started"), cancelled=True))
-                    return
+                    return  # resolved by _cancel
             try:
                 worker = self._acquire()
             except Exception as exc:  # noqa: BLE001
-                job.future.set_result(TaskOutcome(error=tr("could not start a worker process: {exc}", exc=exc)))
+                self._resolve(job, TaskOutcome(error=tr("could not start a worker process: {exc}", exc=exc)))
                 return
             with job.lock:
+                if job.cancelled:  # cancelled while a worker was being found: give it back unused
+                    self._release(worker)
+                    return
                 job.worker = worker
-                if job.cancelled:
-                    worker.kill()
             try:
                 worker.conn.send(job.task)
                 while True:
+                    # Watch the process too: a child the node forked may keep the pipe open after a crash.
+                    ready = wait([worker.conn, worker.proc.sentinel])
+                    if worker.conn not in ready:
+                        raise EOFError("worker process ended")
                     msg = worker.conn.recv()
                     if msg[0] == "event":
                         job.on_event(msg[1], msg[2])
                     elif msg[0] == "result":
-                        job.future.set_result(msg[1])
+                        with job.lock:
+                            job.worker = None
+                        self._resolve(job, msg[1])
                         self._release(worker)
                         return
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                worker.proc.join(timeout=2)
+            except (EOFError, OSError, BrokenPipeError):
+                worker.kill()  # the whole session: a crashed worker's children go too
                 if job.cancelled:
                     outcome = TaskOutcome(error=tr("cancelled; its worker process was stopped"), cancelled=True)
                 else:
                     outcome = TaskOutcome(error=tr(
                         "The worker process running node {title!r} {how}. The node failed; other nodes and the "
                         "runner are unaffected.", title=job.task.title, how=describe_exit(worker.proc.exitcode)))
-                job.future.set_result(outcome)
-            except Exception as exc:  # noqa: BLE001 - e.g. inputs that cannot be sent to a process
+                self._resolve(job, outcome)
+            except Exception as exc:  # noqa: BLE001 - e.g. a node class or input that cannot be pickled
                 worker.kill()
-                job.future.set_result(TaskOutcome(error=tr("could not send node inputs to the worker: {exc}",
-                                                           exc=exc)))
+                self._resolve(job, TaskOutcome(error=tr(
+                    "could not send node {title!r} to a worker process (its class and inputs must be importable "
+                    "and picklable): {exc}", title=job.task.title, exc=exc)))
+
+    @staticmethod
+    def _resolve(job: _Job, outcome: TaskOutcome) -> None:
+        with job.lock:
+            if not job.future.done():
+                job.future.set_result(outcome)
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
 """Loading and scoring fitted models by flavor, so Evaluate and Predict work for every model kind.
 
-Only `autogluon` exists today; issue-5 flavors (LightGBM, scorecard, torch, ONNX) add a branch here. Models are
-opened only from verified artifacts (the scheduler checks the content hash first), because native formats such
-as AutoGluon's may execute code when loaded.
+Only `autogluon` exists today; issue-5 flavors (LightGBM, scorecard, torch, ONNX) add a branch here. Native formats
+such as AutoGluon's are pickle underneath and can run code when loaded, so models are opened only from artifacts
+whose content hash matches a cache entry signed with this user's key (engine/store.py, engine/signing.py), and
+only in worker processes: the nodes that load them are heavy, so a crash in a native library fails one node.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ class PredictSettings(NodeSettings):
                                                    "column per class with this prefix"))
 
 
-@node("automl.predict", version=1, title=N_("Predict"), category=N_("Modeling"), icon="predict")
+@node("automl.predict", version=1, title=N_("Predict"), category=N_("Modeling"), icon="predict", heavy=True)
 class Predict(Node):
     """Score a table with a model, appending predictions and probabilities."""
 

@@ -1,6 +1,8 @@
 """Evaluate: score a held-out table and report AUC/KS/Gini (binary), RMSE/MAE/R² (regression) with plots."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import polars as pl
 from pydantic import Field
@@ -22,26 +24,32 @@ class EvaluateSettings(NodeSettings):
 
 
 # Chinese labels need a CJK font; matplotlib falls back along this list to the first one installed.
-_FONTS = {"font.sans-serif": ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei",
-                              "Microsoft YaHei", "SimHei"], "axes.unicode_minus": False}
+_FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei"]
+
+
+@lru_cache(maxsize=1)
+def _configure_fonts() -> None:
+    """Once per process, before the first figure (rcParams are global; pyplot is not used, so plotting in
+    several node threads at once is safe)."""
+    import matplotlib
+
+    matplotlib.rcParams["font.sans-serif"] = _FONTS
+    matplotlib.rcParams["axes.unicode_minus"] = False
 
 
 def _plots(report: Report, y: np.ndarray, s: np.ndarray) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(_FONTS):
-        _roc_plot(report, y, s, plt)
-        _ks_plot(report, y, s, plt)
+    _configure_fonts()
+    _roc_plot(report, y, s)
+    _ks_plot(report, y, s)
 
 
-def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noqa: ANN001
+def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray) -> None:
+    from matplotlib.figure import Figure
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y, s)
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig = Figure(figsize=(5, 4.2))
+    ax = fig.subplots()
     ax.plot(fpr, tpr, lw=2, label=f"AUC = {report.metrics['auc']:.3f}")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     ax.set_xlabel(tr("False positive rate"))
@@ -51,12 +59,15 @@ def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noq
     report.add_figure(tr("ROC curve"), fig)
 
 
-def _ks_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noqa: ANN001
+def _ks_plot(report: Report, y: np.ndarray, s: np.ndarray) -> None:
+    from matplotlib.figure import Figure
+
     order = np.sort(s)
     pos = np.searchsorted(np.sort(s[y == 1]), order, side="right") / max(1, (y == 1).sum())
     neg = np.searchsorted(np.sort(s[y == 0]), order, side="right") / max(1, (y == 0).sum())
     k = int(np.argmax(np.abs(neg - pos)))
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig = Figure(figsize=(5, 4.2))
+    ax = fig.subplots()
     ax.plot(order, neg, lw=2, label=tr("Non-defaults (negatives)"))
     ax.plot(order, pos, lw=2, label=tr("Defaults (positives)"))
     ax.vlines(order[k], pos[k], neg[k], colors="red", linestyles=":", label=f"KS = {report.metrics['ks']:.3f}")
@@ -67,7 +78,7 @@ def _ks_plot(report: Report, y: np.ndarray, s: np.ndarray, plt) -> None:  # noqa
     report.add_figure(tr("KS curve"), fig)
 
 
-@node("evaluate.evaluate", version=1, title=N_("Evaluate"), category=N_("Evaluation"), icon="evaluate")
+@node("evaluate.evaluate", version=1, title=N_("Evaluate"), category=N_("Evaluation"), icon="evaluate", heavy=True)
 class Evaluate(Node):
     """Measure a model on held-out data: AUC, KS, Gini, confusion matrix, ROC and KS plots."""
 

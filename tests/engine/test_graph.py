@@ -156,3 +156,12 @@ def test_find_by_title_id_or_prefix(registry):
     assert g.find("Source") is a and g.find(a.id) is a and g.find(a.id[:8]) is a
     with pytest.raises(GraphError, match="No node 'nope'"):
         g.find("nope")
+
+
+def test_validation_catches_hand_edited_edges(registry):
+    g = Graph(registry)
+    a, b, d = g.add_node("toy.const", title="A"), g.add_node("toy.const", title="B"), g.add_node("toy.add", title="D")
+    g.add_edge(Edge(a.id, "tabel", d.id, "table"), check=False)
+    g.add_edge(Edge(b.id, "table", d.id, "table"), check=False)
+    codes = {(i.field, i.code) for i in g.validate()}
+    assert ("input:table", "unknown_port") in codes and ("input:table", "duplicate_input") in codes

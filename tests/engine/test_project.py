@@ -42,8 +42,8 @@ def test_unknown_node_type_is_a_placeholder_that_saves_back_unchanged(project, r
     path = project.save()
     doc = json.loads(path.read_text())
     alien = {"id": "alien-1", "type_id": "acme.magic", "type_version": 3, "title": "Magic",
-             "settings": {"spell": ["x", {"deep": 1}]}, "position": [5.0, 6.0], "disabled": False,
-             "plugin": {"distribution": "acme-nodes", "version": "2.1"}}
+             "settings": {"spell": ["x", {"deep": 1}]}, "position": [5, 6],
+             "plugin": {"distribution": "acme-nodes", "version": "2.1", "extra": "kept"}}
     doc["nodes"].append(alien)
     doc["edges"].append({"from": {"node": b, "port": "table"}, "to": {"node": "alien-1", "port": "in"}})
     doc["edges"].append({"from": {"node": "alien-1", "port": "out"}, "to": {"node": c, "port": "zzz"}})

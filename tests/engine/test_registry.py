@@ -49,3 +49,30 @@ def test_duplicate_type_ids_are_refused():
 
     with pytest.raises(ValueError, match="registered twice"):
         reg.register(Other)
+
+
+def test_heavy_nodes_from_a_plugins_folder_run_in_worker_processes(tmp_path, monkeypatch):
+    from engine.executors.process import LocalProcessExecutor
+    from engine.project import Project
+    from engine.scheduler import Session
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "heavy_one.py").write_text(
+        "import os\nimport polars as pl\nfrom engine.sdk import Node, node\nfrom engine.ports import Table\n"
+        "@node('folder.pid', title='Pid', category='X', heavy=True)\n"
+        "class Pid(Node):\n    'Where did I run?'\n    outputs = {'table': Table}\n"
+        "    def compute(self, inputs, settings, ctx):\n"
+        "        return {'table': pl.DataFrame({'pid': [os.getpid()]})}\nNODES = [Pid]\n")
+    monkeypatch.setenv("LEDGERFLOW_PLUGIN_DIR", str(folder))
+    reg = Registry()
+    reg.load_folder(folder)
+    project = Project.new(tmp_path / "p", "t", reg)
+    nid = project.graph.add_node("folder.pid").id
+    pool = LocalProcessExecutor(max_workers=1)
+    try:
+        with Session(project, heavy_executor=pool) as s:
+            assert s.run().ok, s.status[nid].error
+            assert s.output(nid, "table")["pid"][0] != __import__("os").getpid()
+    finally:
+        pool.close()

@@ -225,3 +225,92 @@ def test_disabled_nodes_and_descendants_are_not_run(project, diamond):
         report = s.run()
         assert diamond["add1"] not in report.nodes and diamond["concat"] not in report.nodes
         assert report.nodes[diamond["add4"]].status == "done"
+
+
+def test_a_tampered_artifact_in_a_fully_cached_run_is_quarantined_and_recomputed(project, diamond):
+    with Session(project) as s:
+        s.run()
+        digest = s.status[diamond["concat"]].outputs["table"]
+        target = s.store._folder(digest) / "table.parquet"
+        target.chmod(0o644)
+        target.write_bytes(b"PAR1 forged")
+        report = s.run()  # concat has no consumer: only the cache-hit verification can catch this
+        assert report.executed == [diamond["concat"]]
+        assert any(p.name.startswith(digest) for p in (project.state_dir / "quarantine").iterdir())
+        assert s.run().executed == []  # repaired for good, not recomputed on every run
+        assert s.output(diamond["concat"], "table").height == 6
+
+
+def test_cache_entries_signed_by_another_user_are_not_trusted(project, diamond, tmp_path, monkeypatch):
+    from engine import signing
+
+    with Session(project) as s:
+        s.run()
+    monkeypatch.setenv("LEDGERFLOW_HOME", str(tmp_path / "someone-else"))
+    signing._key.cache_clear()
+    try:
+        with Session(project) as s2:
+            assert {st.state for st in s2.status.values()} == {NodeState.STALE}
+            assert len(s2.run().executed) == 7
+    finally:
+        monkeypatch.undo()
+        signing._key.cache_clear()
+
+
+def test_artifacts_are_read_only(project, diamond):
+    with Session(project) as s:
+        s.run()
+        folder = s.store._folder(s.status[diamond["add1"]].outputs["table"])
+        assert not (folder / "table.parquet").stat().st_mode & 0o222
+
+
+def test_records_for_failed_before_execution_skipped_and_source_lineage(project, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    g = project.graph
+    r = g.add_node("io.read_csv", {"path": str(data)}, title="Reader").id
+    a = g.add_node("features.split", {"test_fraction": 0.5}, title="Splitter").id
+    link(g, r, a)
+    with Session(project) as s:
+        s.run()
+        rec = s.runlog.records(node_id=r)[0]
+        assert rec["inputs"] == {"source_data": s.files.hash(data)}
+        data.unlink()
+        s.run()
+        failed = s.runlog.records(node_id=r)[0]
+        skipped = s.runlog.records(node_id=a)[0]
+    assert failed["outcome"] == "failed" and "File not found" in failed["error"]
+    assert skipped["outcome"] == "skipped" and "Reader" in skipped["error"]
+
+
+def test_a_second_concurrent_run_is_refused(project, diamond):
+    with Session(project) as s:
+        s._run_lock.acquire()
+        try:
+            with pytest.raises(LedgerflowError, match="already in progress"):
+                s.run()
+        finally:
+            s._run_lock.release()
+
+
+def test_an_unreachable_dask_scheduler_fails_before_any_node_starts(project):
+    g = project.graph
+    src = g.add_node("toy.const").id
+    heavy = g.add_node("toy.sleep").id
+    link(g, src, heavy)
+    from engine import executors  # noqa: F401
+
+    with Session(project, scheduler_address="tcp://127.0.0.1:1") as s:
+        import engine.executors.dask as dask_mod
+
+        original = dask_mod.DaskExecutor.__init__
+        dask_mod.DaskExecutor.__init__ = lambda self, address, timeout=2: original(self, address, timeout=2)
+        try:
+            with pytest.raises(LedgerflowError, match="Cannot reach the Dask scheduler"):
+                s.run()
+        finally:
+            dask_mod.DaskExecutor.__init__ = original
+        assert s.status[heavy].state is NodeState.CANCELLED
+        with s.db.connect() as conn:
+            row = conn.exec_driver_sql("select outcome, ended_at from runs").first()
+        assert row[0] == "failed" and row[1]

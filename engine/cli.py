@@ -63,7 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 continue
             for port, spec in cls.output_ports.items():
                 if spec.type is ReportPort:
-                    rep = reader.output(nid, port)
+                    try:
+                        rep = reader.output(nid, port)
+                    except LedgerflowError as exc:  # changed on disk since the run: say so, keep the rest
+                        sys.stderr.write(tr("warning: {err}", err=exc) + "\n")
+                        continue
                     if rep.kind == "evaluation":
                         session_metrics[res.title] = rep.metrics
     if args.json:

@@ -107,7 +107,7 @@ class FileFingerprints:
         self._dirty = False
 
     def hash(self, path: Path) -> str:
-        path = Path(path).resolve()
+        path = Path(os.path.abspath(path))  # no symlink resolution: a syscall per call on the hot path
         st = path.stat()
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         known = self._memo.get(str(path))
@@ -120,7 +120,7 @@ class FileFingerprints:
 
     def rehash(self, path: Path) -> str:
         """Hash the content now, ignoring the fast path, and remember it."""
-        self._memo.pop(str(Path(path).resolve()), None)
+        self._memo.pop(os.path.abspath(path), None)
         return self.hash(path)
 
     def save(self) -> None:

@@ -46,6 +46,12 @@ def environment() -> tuple[str, str, dict[str, str]]:
     return sha256_text(py, canonical_json(pkgs)), py, pkgs
 
 
+@lru_cache(maxsize=64)
+def key_packages_json(extra: str | None = None) -> str:
+    """Canonical JSON of key_packages, computed once per plugin distribution (it is on every record)."""
+    return canonical_json(key_packages(extra))
+
+
 def key_packages(extra: str | None = None) -> dict[str, str]:
     _, py, pkgs = environment()
     names = KEY_PACKAGES + ((extra.lower(),) if extra else ())
@@ -110,7 +116,7 @@ class RunLog:
             ended_at=ex.ended_at, duration_s=ex.duration_s, settings_json=canonical_json(ex.settings),
             cache_key=ex.cache_key, inputs_json=canonical_json(ex.inputs),
             outputs_json=canonical_json(ex.outputs),
-            packages_json=canonical_json(key_packages(ex.plugin.split(" ")[0])), environment=digest,
+            packages_json=key_packages_json(ex.plugin.split(" ")[0]), environment=digest,
             seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback))
 
     def records(self, node_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:

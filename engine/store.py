@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from engine import db, signing
 from engine.errors import ArtifactIntegrityError
@@ -33,6 +33,7 @@ log = logging.getLogger("ledgerflow.store")
 _PUT_OUTPUT = insert(db.cache_outputs).prefix_with("OR REPLACE")
 _PUT_ENTRY = insert(db.cache_entries).prefix_with("OR REPLACE")
 _PUT_RESULT = insert(db.node_results).prefix_with("OR REPLACE")
+_DROP_OUTPUTS = delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == bindparam("key"))
 _SCRATCH_MAX_AGE_S = 24 * 3600
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
@@ -157,7 +158,7 @@ class ArtifactStore:
                receipt: str | None, duration_s: float) -> None:
         """Index a completed node's outputs under its cache key (inside the caller's transaction)."""
         stamp = now_iso()
-        conn.execute(delete(db.cache_outputs).where(db.cache_outputs.c.cache_key == cache_key))
+        conn.execute(_DROP_OUTPUTS, {"key": cache_key})
         if outputs:
             conn.execute(_PUT_OUTPUT, [{"cache_key": cache_key, "port": p, "digest": d} for p, d in outputs.items()])
         conn.execute(_PUT_ENTRY, {"cache_key": cache_key, "type_id": type_id, "receipt": receipt,

@@ -24,7 +24,7 @@ def build(folder: Path) -> Project:
     project = Project.new(folder, "overhead", bench_registry())
     g = project.graph
     prev = g.add_node("bench.source", {"n": 0}).id
-    for i in range(N - 1):
+    for _ in range(N - 1):
         nid = g.add_node("bench.step", {"n": 1}).id
         g.add_edge(Edge(prev, "table", nid, "table"))
         prev = nid

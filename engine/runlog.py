@@ -9,7 +9,6 @@ import getpass
 import json
 import platform
 import socket
-import sys
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache

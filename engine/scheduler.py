@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from engine import events as ev
 from engine.db import open_db
 from engine.errors import ArtifactIntegrityError, LedgerflowError
-from engine.executors.base import Executor, NodeTask, TaskHandle, TaskOutcome
+from engine.executors.base import Executor, NodeTask, TaskHandle, TaskOutcome, execute_task
 from engine.executors.inprocess import InProcessExecutor
 from engine.fileio import FileFingerprints, canonical_json, sha256_text
 from engine.graph import ValidationIssue
@@ -246,7 +246,7 @@ class Session:
         outputs, receipt = hit
         if set(outputs) != set(cls.output_ports):
             return None
-        if receipt is not None or cls.receipt is not Node.receipt:
+        if receipt is not None or cls.receipt.__func__ is not Node.receipt.__func__:  # a writer: is its file intact?
             settings = cls.Settings.model_validate(self.graph.nodes[nid].settings)
             try:
                 current = cls.receipt(settings, FingerprintContext(self.project.directory, self.files))
@@ -325,7 +325,7 @@ class Session:
             self._classify(r)
             self._load_cached_inputs(r)
             if any(self.graph.node_class(n).heavy for n in r.waiting):  # type: ignore[union-attr]
-                self.heavy_executor  # connect (e.g. to Dask) before any node starts, so a bad address fails cleanly
+                _ = self.heavy_executor  # connect (e.g. to Dask) before any node starts: a bad address fails cleanly
             self._front(r)
             report = RunReport(r.run_id, {n: r.results[n] for n in r.order if n in r.results},
                                cancelled=self._cancel.is_set())
@@ -428,6 +428,7 @@ class Session:
         """Step 3: run every node whose inputs are ready, concurrently, until none is left."""
         cancel_sent = False
         while r.waiting or r.running:
+            ready: list[str] = []
             if self._cancel.is_set():
                 for nid in r.waiting:
                     self._finish(r, nid, NodeState.CANCELLED, error=tr("cancelled before it started"))
@@ -448,10 +449,15 @@ class Session:
                     self._record_unexecuted(r, nid, "skipped", error)
                 elif parents <= r.done_ok:
                     r.waiting.remove(nid)
-                    handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch)  # type: ignore[arg-type]
-                    r.running[handle.future] = (nid, handle, started, time.perf_counter())
-                    if self._cancel.is_set():
-                        handle.cancel()
+                    ready.append(nid)
+            # A lone light node with nothing else running gains nothing from a thread: run it right here.
+            inline = len(ready) == 1 and not r.running and not self.graph.node_class(ready[0]).heavy  # type: ignore
+            for nid in ready:
+                t0 = time.perf_counter()
+                handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch, inline)  # type: ignore[arg-type]
+                r.running[handle.future] = (nid, handle, started, t0)
+                if self._cancel.is_set():
+                    handle.cancel()
             if not r.running:
                 continue
             done, _ = cf.wait(list(r.running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
@@ -505,7 +511,8 @@ class Session:
             if not consumers & still:
                 del values[key]
 
-    def _submit(self, nid: str, key: str, values: dict, scratch: list[Path]) -> tuple[TaskHandle, str]:
+    def _submit(self, nid: str, key: str, values: dict, scratch: list[Path],
+                inline: bool = False) -> tuple[TaskHandle, str]:
         inst = self.graph.nodes[nid]
         cls = self.graph.node_class(nid)
         assert cls is not None
@@ -528,6 +535,11 @@ class Session:
                 self.graph.events.emit(ev.LOG, node_id=nid, level=payload[0], message=payload[1])
 
         started = now_iso()
+        if inline:
+            self._set(nid, NodeState.RUNNING, progress=0.0)
+            done: cf.Future[TaskOutcome] = cf.Future()
+            done.set_result(execute_task(task, on_event, self._cancel.is_set))
+            return TaskHandle(done, lambda: None), started
         handle = executor.submit(task, on_event)
         self._set(nid, NodeState.RUNNING, progress=0.0)
         return handle, started

@@ -205,7 +205,8 @@ class ReadCSV(Node):
                                 null_values=settings.null_values, try_parse_dates=True,
                                 schema_overrides={c: pl.String for c in settings.column_types})
         except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError) as exc:
-            raise NodeInputError(tr("{path}: cannot parse the file: {exc}", path=path, exc=str(exc).splitlines()[0]))
+            raise NodeInputError(tr("{path}: cannot parse the file: {exc}", path=path,
+                                    exc=str(exc).splitlines()[0])) from None
         for col, kind in settings.column_types.items():
             source = table[col]
             cast = cast_strings(source, kind)

@@ -94,7 +94,7 @@ def test_until_and_only(project, diamond):
 def test_independent_branches_run_concurrently(project):
     g = project.graph
     src = g.add_node("toy.const").id
-    for i in range(2):  # both must be inside compute at the same time, or the barrier times out and fails
+    for _ in range(2):  # both must be inside compute at the same time, or the barrier times out and fails
         b = g.add_node("toy.barrier", {"name": f"{project.path}-conc", "parties": 2}).id
         link(g, src, b)
     with Session(project) as s:

@@ -72,7 +72,7 @@ def cancel_latency_ms(executor: LocalProcessExecutor) -> float:
 
 
 def start_dask(folder: Path) -> tuple[str, list[subprocess.Popen]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}  # as README advises
     sched = folder / "scheduler.json"
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--scheduler-file", str(sched), "--no-dashboard"], env=env,

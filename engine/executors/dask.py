@@ -2,14 +2,21 @@
 
 Nodes are annotated with their resources (`GPU=1` for GPU nodes), so only workers started with
 `--resources GPU=1` take them. Values cross as transport payloads (a model folder travels as a zip), because a
-remote worker does not share our filesystem. Progress and logs come back through Dask's structured event log;
-cancellation is a distributed Event that ctx.cancelled() polls.
+remote worker does not share our filesystem. Progress and logs come back through Dask's structured event log.
+
+On the worker, the node runs in a child process of the worker's own LocalProcessExecutor, so a cancel (a
+distributed Event, polled twice a second) kills it at once and a segfault fails one node instead of killing the
+Dask worker (which Dask would then retry elsewhere). Workers that run as daemonic processes (a nanny's default)
+cannot have children; there the node runs in the worker's thread and cancellation is cooperative. Start workers
+with `DASK_DISTRIBUTED__WORKER__DAEMON=False` to get the hard guarantees.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import multiprocessing
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,24 +25,50 @@ from typing import Any
 from engine.executors.base import EventSink, NodeTask, TaskHandle, TaskOutcome, execute_task
 from engine.i18n import tr
 
+_POOL_LOCK = threading.Lock()
+_POOL: list[Any] = []  # this worker process's LocalProcessExecutor, made on first use
+
+
+def _worker_pool(size: int) -> Any | None:
+    if multiprocessing.current_process().daemon:
+        return None
+    with _POOL_LOCK:
+        if not _POOL:
+            from engine.executors.process import LocalProcessExecutor
+
+            _POOL.append(LocalProcessExecutor(max_workers=max(1, size)))
+        return _POOL[0]
+
 
 def _run_on_worker(task: NodeTask, topic: str, cancel_name: str) -> TaskOutcome:
     from distributed import Event, get_worker
 
     worker = get_worker()
     cancel_event = Event(cancel_name)
-    last_check = [0.0, False]
 
     def emit(kind: str, payload: Any) -> None:
         worker.log_event(topic, {"kind": kind, "payload": list(payload)})
 
-    def is_cancelled() -> bool:
-        now = time.monotonic()  # ask the scheduler at most twice a second
-        if now - last_check[0] > 0.5:
-            last_check[0], last_check[1] = now, cancel_event.is_set()
-        return bool(last_check[1])
+    pool = _worker_pool(worker.state.nthreads)
+    if pool is None:
+        last_check = [0.0, False]
 
-    outcome = execute_task(task, emit, is_cancelled)
+        def is_cancelled() -> bool:
+            now = time.monotonic()  # ask the scheduler at most twice a second
+            if now - last_check[0] > 0.5:
+                last_check[0], last_check[1] = now, cancel_event.is_set()
+            return bool(last_check[1])
+
+        outcome = execute_task(task, emit, is_cancelled)
+    else:
+        handle = pool.submit(task, emit)
+        while True:
+            try:
+                outcome = handle.future.result(timeout=0.5)
+                break
+            except cf.TimeoutError:
+                if cancel_event.is_set():
+                    handle.cancel()
     outcome.host = f"{outcome.host} ({worker.address})"
     return outcome
 

@@ -496,6 +496,14 @@ class Session:
                 cache_key=key if isinstance(key, str) else "", inputs=self._input_hashes(nid), outputs={},
                 seed=self.seed_for(nid), outcome=outcome, error=error))
 
+    def _source_changed(self, cls: type[Node], settings: Any, nid: str) -> bool:
+        """True when a source file no longer has the hash its cache key was computed from (a stat, usually)."""
+        try:
+            return cls.fingerprint(settings, FingerprintContext(self.project.directory, self.files)) != \
+                self._sources[nid]
+        except (LedgerflowError, OSError):
+            return True
+
     def _input_hashes(self, nid: str) -> dict[str, str]:
         """Lineage of one execution: upstream artifact digests per port, and the source data's own hash."""
         inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") for e in self.graph.incoming(nid)}
@@ -554,6 +562,10 @@ class Session:
         outputs: dict[str, str] = {}
         receipt: str | None = None
         error, tb = outcome.error, outcome.traceback
+        if error is None and nid in self._sources and self._source_changed(cls, settings_model, nid):
+            error = tr("The source data of {title!r} changed while it was being read; its result was not kept. "
+                       "Run again.", title=inst.title)
+            outcome.input_error = True
         if error is None and outcome.outputs is not None:
             try:
                 for port, value in outcome.outputs.items():

@@ -314,3 +314,25 @@ def test_an_unreachable_dask_scheduler_fails_before_any_node_starts(project):
         with s.db.connect() as conn:
             row = conn.exec_driver_sql("select outcome, ended_at from runs").first()
         assert row[0] == "failed" and row[1]
+
+
+def test_a_source_file_changed_during_the_run_is_not_cached_under_the_old_key(project, tmp_path, monkeypatch):
+    from nodes.io.csv_reader import ReadCSV
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    r = project.graph.add_node("io.read_csv", {"path": str(data)}, title="Reader").id
+    original = ReadCSV.compute
+
+    def read_then_someone_edits(self, inputs, settings, ctx):
+        out = original(self, inputs, settings, ctx)
+        data.write_text("a,b\n9,9\n9,9\n9,9\n")
+        return out
+
+    monkeypatch.setattr(ReadCSV, "compute", read_then_someone_edits)
+    with Session(project) as s:
+        report = s.run()
+        assert report.nodes[r].status == "failed" and "changed while it was being read" in report.nodes[r].error
+        monkeypatch.undo()
+        assert s.run().ok
+        assert s.output(r, "table")["a"].to_list() == [9, 9, 9]

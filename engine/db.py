@@ -98,5 +98,28 @@ def open_db(state_dir: Path) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    _migrate(engine)
     metadata.create_all(engine)
     return engine
+
+
+SCHEMA_VERSION = 1
+_REBUILDABLE = ("cache_outputs", "cache_entries", "node_results")  # the cache: safe to drop, it is recomputed
+
+
+def _migrate(engine: Engine) -> None:
+    """Bring an older project database up to SCHEMA_VERSION (PRAGMA user_version).
+
+    Cache tables are rebuildable, so a schema change there drops them (the nodes simply re-run); run records are
+    history and are only ever extended, never dropped.
+    """
+    with engine.begin() as conn:
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
+        if version >= SCHEMA_VERSION:
+            return
+        existing = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+        if existing and version < 1:  # before signed cache entries
+            for name in _REBUILDABLE:
+                if name in existing:
+                    conn.exec_driver_sql(f"DROP TABLE {name}")
+        conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -118,12 +118,21 @@ class FileFingerprints:
         self._dirty = True
         return digest
 
-    def rehash(self, path: Path) -> str:
-        """Hash the content now, ignoring the fast path, and remember it."""
-        self._memo.pop(os.path.abspath(path), None)
-        return self.hash(path)
+    def remember(self, path: Path, digest: str) -> None:
+        """Record a hash just computed elsewhere (a fresh artifact), so its first verification is a stat."""
+        st = os.stat(path)
+        self._memo[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
+        self._dirty = True
+
+    def forget_under(self, folder: Path) -> None:
+        prefix = os.path.abspath(folder) + os.sep
+        for key in [k for k in self._memo if k.startswith(prefix)]:
+            del self._memo[key]
+        self._dirty = True
 
     def save(self) -> None:
+        """Write the memo atomically, dropping entries for files that no longer exist."""
         if self.memo_path and self._dirty:
+            self._memo = {k: v for k, v in self._memo.items() if os.path.exists(k)}
             atomic_write_text(self.memo_path, json.dumps(self._memo, sort_keys=True))
             self._dirty = False

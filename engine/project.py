@@ -210,6 +210,8 @@ def _placeholder_doc(inst: NodeInstance) -> dict[str, Any]:
         raw["position"] = list(inst.position)
     if inst.disabled != raw.get("disabled", False):
         raw["disabled"] = inst.disabled
+    if inst.settings != raw.get("settings", {}):
+        raw["settings"] = inst.settings
     return raw
 
 

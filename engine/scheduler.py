@@ -13,6 +13,7 @@ import logging
 import shutil
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -104,6 +105,7 @@ class _Run:
     done_ok: set[str] = field(default_factory=set)
     waiting: list[str] = field(default_factory=list)
     running: dict[cf.Future, tuple[str, TaskHandle, str, float]] = field(default_factory=dict)
+    inlined: set[str] = field(default_factory=set)  # nodes run in the scheduler's own thread
 
 
 class UpstreamUnavailable(LedgerflowError):
@@ -161,6 +163,7 @@ class Session:
         if self._heavy is not None and self._owned["heavy"]:
             self._heavy.close()
         self.files.save()
+        self.store.close()
         self.db.dispose()
 
     def __enter__(self) -> "Session":
@@ -208,6 +211,7 @@ class Session:
         for nid in self.graph.topological_order(needed):
             inst = self.graph.nodes[nid]
             cls = self.graph.node_class(nid)
+            self._sources.pop(nid, None)
             try:
                 if cls is None:
                     raise LedgerflowError(inst.placeholder_reason or "unknown node type")
@@ -425,35 +429,31 @@ class Session:
                      | (set(r.keys) - r.targets))
 
     def _front(self, r: "_Run") -> None:
-        """Step 3: run every node whose inputs are ready, concurrently, until none is left."""
+        """Step 3: run every node whose inputs are ready, concurrently, until none is left.
+
+        Only the children of nodes that just finished are re-examined, so scheduling stays linear in graph size.
+        """
         cancel_sent = False
+        candidates = set(r.waiting)
         while r.waiting or r.running:
-            ready: list[str] = []
             if self._cancel.is_set():
                 for nid in r.waiting:
                     self._finish(r, nid, NodeState.CANCELLED, error=tr("cancelled before it started"))
                     self._record_unexecuted(r, nid, "cancelled", tr("cancelled before it started"))
-                r.waiting = []
+                r.waiting, candidates = [], set()
                 if not cancel_sent:
                     for _, handle, _, _ in r.running.values():
                         handle.cancel()
                     cancel_sent = True
-            for nid in list(r.waiting):
-                parents = {e.src for e in self.graph.incoming(nid)}
-                if parents & r.failed:
-                    r.waiting.remove(nid)
-                    r.failed.add(nid)
-                    names = ", ".join(sorted(repr(self.graph.nodes[p].title) for p in parents & r.failed))
-                    error = tr("not run: upstream node {names} failed", names=names)
-                    self._finish(r, nid, NodeState.STALE, status="skipped", error=error)
-                    self._record_unexecuted(r, nid, "skipped", error)
-                elif parents <= r.done_ok:
-                    r.waiting.remove(nid)
-                    ready.append(nid)
+            ready = self._ready(r, candidates)
+            candidates = set()
             # A lone light node with nothing else running gains nothing from a thread: run it right here.
-            inline = len(ready) == 1 and not r.running and not self.graph.node_class(ready[0]).heavy  # type: ignore
+            inline = (len(ready) == 1 and not r.running and self._owned["light"]
+                      and not self.graph.node_class(ready[0]).heavy)  # type: ignore[union-attr]
             for nid in ready:
                 t0 = time.perf_counter()
+                if inline:
+                    r.inlined.add(nid)
                 handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch, inline)  # type: ignore[arg-type]
                 r.running[handle.future] = (nid, handle, started, t0)
                 if self._cancel.is_set():
@@ -462,25 +462,47 @@ class Session:
                 continue
             done, _ = cf.wait(list(r.running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
             for fut in done:
-                nid, _, started, t0 = r.running.pop(fut)
+                nid, _, started, t0 = r.running[fut]
                 outcome: TaskOutcome = fut.result()
                 if not outcome.duration_s:  # a killed or crashed worker reports none
                     outcome.duration_s = time.perf_counter() - t0
-                if self._complete(r.run_id, nid, r.keys[nid], outcome, r.values, started):  # type: ignore[arg-type]
+                ok = self._complete(r, nid, outcome, started)
+                del r.running[fut]
+                if ok:
                     r.done_ok.add(nid)
                     self._finish(r, nid, NodeState.DONE)
                 else:
                     r.failed.add(nid)
                     self._finish(r, nid, NodeState.CANCELLED if outcome.cancelled else NodeState.FAILED)
+                candidates |= {e.dst for e in self.graph.outgoing(nid)}
                 self._release_values(nid, r.values, r.waiting, r.running)
+
+    def _ready(self, r: "_Run", candidates: set[str]) -> list[str]:
+        """Waiting candidates whose inputs are all available, in order; those behind a failure are skipped."""
+        ready: list[str] = []
+        for nid in [n for n in r.waiting if n in candidates]:
+            parents = {e.src for e in self.graph.incoming(nid)}
+            if parents & r.failed:
+                r.waiting.remove(nid)
+                r.failed.add(nid)
+                names = ", ".join(sorted(repr(self.graph.nodes[p].title) for p in parents & r.failed))
+                error = tr("not run: upstream node {names} failed", names=names)
+                self._finish(r, nid, NodeState.STALE, status="skipped", error=error)
+                self._record_unexecuted(r, nid, "skipped", error)
+                ready.extend(self._ready(r, {e.dst for e in self.graph.outgoing(nid)}))  # its own descendants
+            elif parents <= r.done_ok:
+                r.waiting.remove(nid)
+                ready.append(nid)
+        return ready
 
     def _abort(self, r: "_Run") -> None:
         """An unexpected error in the run loop: stop what is running and leave no node 'running' or 'queued'."""
         for _, handle, _, _ in r.running.values():
             handle.cancel()
         cf.wait(list(r.running), timeout=10)
-        for nid in [*r.waiting, *(v[0] for v in r.running.values())]:
-            self._set(nid, NodeState.CANCELLED, progress=None, error=tr("the run stopped on an internal error"))
+        for nid in r.order:
+            if self._status(nid).state in (NodeState.QUEUED, NodeState.RUNNING):
+                self._set(nid, NodeState.CANCELLED, progress=None, error=tr("the run stopped on an internal error"))
 
     def _record_unexecuted(self, r: "_Run", nid: str, outcome: str, error: str) -> None:
         """A run record for a node that failed before executing, was skipped, or was cancelled while queued."""
@@ -493,7 +515,7 @@ class Session:
                 run_id=r.run_id, node_id=nid, node_title=inst.title, type_id=inst.type_id,
                 type_version=inst.type_version, plugin=f"{prov.distribution} {prov.version}", executor="none",
                 started_at=stamp, ended_at=stamp, duration_s=0.0, settings=inst.settings,
-                cache_key=key if isinstance(key, str) else "", inputs=self._input_hashes(nid), outputs={},
+                cache_key=key if isinstance(key, str) else "", inputs=self._input_hashes(nid, r), outputs={},
                 seed=self.seed_for(nid), outcome=outcome, error=error))
 
     def _source_changed(self, cls: type[Node], settings: Any, nid: str) -> bool:
@@ -504,9 +526,11 @@ class Session:
         except (LedgerflowError, OSError):
             return True
 
-    def _input_hashes(self, nid: str) -> dict[str, str]:
-        """Lineage of one execution: upstream artifact digests per port, and the source data's own hash."""
-        inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") for e in self.graph.incoming(nid)}
+    def _input_hashes(self, nid: str, r: "_Run") -> dict[str, str]:
+        """Lineage of one execution: upstream artifact digests per port (only from upstream results available in
+        this run), and the source data's own hash."""
+        inputs = {e.dst_port: self._status(e.src).outputs.get(e.src_port, "") if e.src in r.done_ok else ""
+                  for e in self.graph.incoming(nid)}
         if nid in self._sources:
             inputs["source_data"] = self._sources[nid]
         return inputs
@@ -552,13 +576,17 @@ class Session:
         self._set(nid, NodeState.RUNNING, progress=0.0)
         return handle, started
 
-    def _complete(self, run_id: str, nid: str, key: str, outcome: TaskOutcome, values: dict, started: str) -> bool:
-        """Store a finished node's outputs, index them and write its run record in one transaction."""
+    def _complete(self, r: "_Run", nid: str, outcome: TaskOutcome, started: str) -> bool:
+        """Store a finished node's outputs, index them and write its run record in one transaction.
+
+        Returns True on success. Never raises: a failure to store or record fails this node, with the reason.
+        """
         inst = self.graph.nodes[nid]
         cls = self.graph.node_class(nid)
         assert cls is not None
+        key = r.keys[nid]
+        assert isinstance(key, str)
         settings_model = cls.Settings.model_validate(inst.settings)
-        inputs = self._input_hashes(nid)
         outputs: dict[str, str] = {}
         receipt: str | None = None
         error, tb = outcome.error, outcome.traceback
@@ -570,28 +598,30 @@ class Session:
             try:
                 for port, value in outcome.outputs.items():
                     outputs[port] = self.store.put(cls.output_ports[port].type, value)
-                    values[(nid, port)] = value
+                    r.values[(nid, port)] = value
                 receipt = cls.receipt(settings_model, FingerprintContext(self.project.directory, self.files))
             except Exception as exc:  # noqa: BLE001 - e.g. disk full while storing
-                import traceback as _tb
-
-                error, tb = tr("could not store the outputs: {exc}", exc=exc), _tb.format_exc()
-                outputs = {}
+                error, tb, outputs = tr("could not store the outputs: {exc}", exc=exc), traceback.format_exc(), {}
         if outcome.input_error:
             tb = None  # the message says what to fix; keep the status readable (the record keeps it)
         state = "done" if error is None else ("cancelled" if outcome.cancelled else "failed")
         prov = self.graph.registry.provenance(cls.type_id)
+        inline = nid in r.inlined
         execution = NodeExecution(
-            run_id=run_id, node_id=nid, node_title=inst.title, type_id=cls.type_id, type_version=cls.version,
+            run_id=r.run_id, node_id=nid, node_title=inst.title, type_id=cls.type_id, type_version=cls.version,
             plugin=f"{prov.distribution} {prov.version}",
-            executor=self.heavy_executor.name if cls.heavy else self._light.name, started_at=started,
-            ended_at=now_iso(), duration_s=outcome.duration_s, settings=settings_model.model_dump(mode="json"),
-            cache_key=key, inputs=inputs, outputs=outputs, seed=self.seed_for(nid), outcome=state, error=error,
+            executor="in-process" if inline else (self.heavy_executor.name if cls.heavy else self._light.name),
+            started_at=started, ended_at=now_iso(), duration_s=outcome.duration_s,
+            settings=settings_model.model_dump(mode="json"), cache_key=key, inputs=self._input_hashes(nid, r),
+            outputs=outputs, seed=self.seed_for(nid), outcome=state, error=error,
             traceback=outcome.traceback or tb, host=outcome.host)
-        with self.db.begin() as conn:
-            if error is None:
-                self.store.record(conn, nid, cls.type_id, key, outputs, receipt, outcome.duration_s)
-            self.runlog.record(conn, execution)
+        try:
+            with self.db.begin() as conn:
+                if error is None:
+                    self.store.record(conn, nid, cls.type_id, key, outputs, receipt, outcome.duration_s)
+                self.runlog.record(conn, execution)
+        except Exception as exc:  # noqa: BLE001 - e.g. database locked, signing key unreadable
+            error, tb, outputs = tr("could not record the result: {exc}", exc=exc), traceback.format_exc(), {}
         st = self._status(nid)
         st.duration_s = outcome.duration_s
         st.error, st.traceback = error, tb

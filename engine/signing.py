@@ -10,10 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
+from engine.errors import LedgerflowError
 from engine.fileio import canonical_json
+from engine.i18n import tr
 
 
 def ledgerflow_home() -> Path:
@@ -21,28 +25,56 @@ def ledgerflow_home() -> Path:
     return Path(os.environ.get("LEDGERFLOW_HOME") or Path.home() / ".local" / "share" / "ledgerflow")
 
 
+_KEY_BYTES = 32
+_key_lock = threading.Lock()
+
+
 @lru_cache(maxsize=4)
-def _key(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(os.urandom(32))
-        try:
-            os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_bytes()
+def _load_key(path: Path) -> bytes:
+    """Read (creating once, atomically) the key; refuse one that others could read or that is malformed."""
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(os.urandom(_KEY_BYTES))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's key
+                except FileExistsError:
+                    pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            key = fh.read()
+    except OSError as exc:
+        raise LedgerflowError(tr("Cannot read or create the cache signing key {path}: {exc}. Set LEDGERFLOW_HOME "
+                                 "to a folder you can write.", path=path, exc=exc.strerror or exc)) from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise LedgerflowError(tr("The cache signing key {path} must belong to you and be readable by you only "
+                                 "(chmod 600 {path})", path=path))
+    if len(key) != _KEY_BYTES:
+        raise LedgerflowError(tr("The cache signing key {path} is damaged; delete it and Ledgerflow will make a new "
+                                 "one (cached results will then be recomputed)", path=path))
+    return key
+
+
+def _key() -> bytes:
+    with _key_lock:
+        return _load_key(ledgerflow_home() / "cache-signing.key")
 
 
 def sign(payload: object) -> str:
     """HMAC-SHA256 of the canonical JSON of `payload` under this user's key."""
-    key = _key(ledgerflow_home() / "cache-signing.key")
+    key = _key()
     return hmac.new(key, canonical_json(payload).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def verify(payload: object, mac: str | None) -> bool:
-    return bool(mac) and hmac.compare_digest(sign(payload), mac)  # type: ignore[arg-type]
+def verify(payload: object, mac: object) -> bool:
+    """True only for a well-formed MAC that matches (compared in constant time)."""
+    return isinstance(mac, str) and len(mac) == 64 and mac.isascii() and hmac.compare_digest(sign(payload), mac)

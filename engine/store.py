@@ -10,6 +10,7 @@ this user did not write are not trusted.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import hashlib
 import logging
 import os
@@ -24,7 +25,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from engine import db, signing
 from engine.errors import ArtifactIntegrityError
-from engine.fileio import FileFingerprints
+from engine.fileio import FileFingerprints, sha256_file
 from engine.ports import PortType
 
 log = logging.getLogger("ledgerflow.store")
@@ -49,23 +50,40 @@ def _entry_payload(cache_key: str, outputs: dict[str, str], receipt: str | None)
 class ArtifactStore:
     def __init__(self, state_dir: Path, engine: Engine, files: FileFingerprints | None = None) -> None:
         self.root = state_dir / "artifacts"
-        self.tmp = state_dir / "tmp"
         self.quarantine = state_dir / "quarantine"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         self.db = engine
         self.files = files or FileFingerprints()
-        self._sweep_scratch()
+        # Scratch space lives in a folder per open session, locked while the session lives: a sweep removes only
+        # folders whose owner is gone, never those of a long run in another process.
+        tmp_root = state_dir / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        self._sweep_scratch(tmp_root)
+        self.tmp = tmp_root / uuid.uuid4().hex
+        self.tmp.mkdir()
+        self._lock_fd = os.open(self.tmp / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
-    def _sweep_scratch(self) -> None:
-        """Remove scratch folders left by runs that were killed (older than a day, so no live run is touched)."""
-        cutoff = time.time() - _SCRATCH_MAX_AGE_S
-        for entry in self.tmp.iterdir():
+    @staticmethod
+    def _sweep_scratch(tmp_root: Path) -> None:
+        for entry in tmp_root.iterdir():
             try:
-                if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
-            except OSError:
-                pass
+                fd = os.open(entry / ".lock", os.O_RDWR)
+            except OSError:  # no lock file: not a session folder
+                if time.time() - entry.lstat().st_mtime > _SCRATCH_MAX_AGE_S:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its session is alive
+            finally:
+                os.close(fd)
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        os.close(self._lock_fd)
 
     def scratch_dir(self, create: bool = True) -> Path:
         """A fresh folder for a node's working files (named by a random id, never by user input)."""
@@ -79,21 +97,25 @@ class ArtifactStore:
             raise ArtifactIntegrityError(f"malformed artifact digest {digest!r}")
         return self.root / digest[:2] / digest
 
-    def _digest(self, port_type: type[PortType], folder: Path, memo: bool = True) -> str:
-        """sha256 over the port type and every (relative path, file hash) in sorted order."""
+    def _digest(self, port_type: type[PortType], folder: Path, memo: bool = True) -> tuple[str, dict[Path, str]]:
+        """sha256 over the port type and every (relative path, file hash) in sorted order; also the file hashes."""
         h = hashlib.sha256(port_type.type_name.encode("utf-8") + b"\x00")
+        hashes: dict[Path, str] = {}
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\x00")
-            file_hash = self.files.hash(path) if memo else self.files.rehash(path)
-            h.update(file_hash.encode("ascii") + b"\x00")
-        return h.hexdigest()
+            rel = path.relative_to(folder)
+            hashes[rel] = self.files.hash(path) if memo else sha256_file(path)
+            h.update(rel.as_posix().encode("utf-8") + b"\x00" + hashes[rel].encode("ascii") + b"\x00")
+        return h.hexdigest(), hashes
 
     def put(self, port_type: type[PortType], value: Any) -> str:
         """Save a value and return its digest; the index rows are written by `record` in the run's transaction."""
         stage = self.scratch_dir()
         try:
             port_type.save(value, stage)
-            digest = self._digest(port_type, stage, memo=False)
+            for path in stage.rglob("*"):
+                if path.is_file():
+                    path.chmod(_READ_ONLY)  # nodes get paths into the store; they must not write there
+            digest, hashes = self._digest(port_type, stage, memo=False)
             target = self._folder(digest)
             if target.exists():
                 try:
@@ -102,11 +124,10 @@ class ArtifactStore:
                     return digest
                 except ArtifactIntegrityError:
                     self.quarantine_artifact(digest)  # a damaged copy must not shadow the fresh one
-            for path in stage.rglob("*"):
-                if path.is_file():
-                    path.chmod(_READ_ONLY)  # nodes get paths into the store; they must not write there
             target.parent.mkdir(exist_ok=True)
             os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
+            for rel, file_hash in hashes.items():  # same inodes: the first verification is a stat per file
+                self.files.remember(target / rel, file_hash)
             return digest
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -119,7 +140,7 @@ class ArtifactStore:
         folder = self._folder(digest)
         if not folder.is_dir():
             raise ArtifactIntegrityError(f"artifact {digest[:12]} is missing from {self.root}")
-        actual = self._digest(port_type, folder)
+        actual, _ = self._digest(port_type, folder)
         if actual != digest:
             raise ArtifactIntegrityError(
                 f"artifact {digest[:12]} failed verification: its content hash is now {actual[:12]} "
@@ -135,6 +156,7 @@ class ArtifactStore:
         folder = self._folder(digest)
         if folder.is_dir():
             self.quarantine.mkdir(exist_ok=True)
+            self.files.forget_under(folder)
             os.rename(folder, self.quarantine / f"{digest}-{uuid.uuid4().hex[:8]}")
             log.warning("artifact %s moved to %s", digest[:12], self.quarantine)
 

@@ -62,13 +62,17 @@ def _run_on_worker(task: NodeTask, topic: str, cancel_name: str) -> TaskOutcome:
         outcome = execute_task(task, emit, is_cancelled)
     else:
         handle = pool.submit(task, emit)
-        while True:
-            try:
-                outcome = handle.future.result(timeout=0.5)
-                break
-            except cf.TimeoutError:
-                if cancel_event.is_set():
-                    handle.cancel()
+        try:
+            while True:
+                try:
+                    outcome = handle.future.result(timeout=0.5)
+                    break
+                except cf.TimeoutError:
+                    if cancel_event.is_set():
+                        handle.cancel()
+        finally:
+            if not handle.future.done():  # e.g. the scheduler connection was lost: don't leave the child running
+                handle.cancel()
     outcome.host = f"{outcome.host} ({worker.address})"
     return outcome
 
@@ -114,14 +118,14 @@ class DaskExecutor:
                 self.client.unsubscribe_topic(topic)
             except Exception:  # noqa: BLE001
                 pass
-            if future.done():
-                return
             try:
-                future.set_result(_outcome_of(f))
+                outcome = _outcome_of(f)
             except BaseException as exc:  # noqa: BLE001 - the scheduler must never wait forever
-                if not future.done():
-                    future.set_result(TaskOutcome(error=tr("could not collect the result from Dask: {exc}",
-                                                           exc=exc)))
+                outcome = TaskOutcome(error=tr("could not collect the result from Dask: {exc}", exc=exc))
+            try:
+                future.set_result(outcome)
+            except cf.InvalidStateError:  # cancelled first
+                pass
 
         def _outcome_of(f: Any) -> TaskOutcome:
             if f.status == "finished":
@@ -146,8 +150,10 @@ class DaskExecutor:
             except Exception:  # noqa: BLE001
                 pass
             dfut.cancel()
-            if not future.done():
+            try:
                 future.set_result(TaskOutcome(error=tr("cancelled"), cancelled=True))
+            except cf.InvalidStateError:  # the result arrived first
+                pass
 
         return TaskHandle(future, cancel)
 

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,19 @@ from engine.executors.base import EventSink, NodeTask, TaskHandle, TaskOutcome, 
 from engine.i18n import tr
 
 
+def _watch_parent(parent: int) -> None:
+    """The worker leads its own session (so a kill reaches its children); when its parent dies, e.g. a Dask
+    worker killed for memory, nobody else would stop it, so it stops itself and its children."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+
+
 def _worker_main(conn: Connection) -> None:
+    parent = os.getppid()
     os.setsid()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="ledgerflow-parent-watch").start()
     os.dup2(2, 1)  # library chatter goes to stderr, never into a CLI's JSON on stdout
     folder = os.environ.get("LEDGERFLOW_PLUGIN_DIR")
     if folder:  # node classes from a plugins folder are pickled by module name; make those modules importable
@@ -59,6 +71,8 @@ class _Worker:
         child.close()
         self.conn: Connection = parent
         self._ready = False
+        self._killed = False
+        self._kill_lock = threading.Lock()
 
     def wait_ready(self) -> None:
         if not self._ready:
@@ -70,12 +84,17 @@ class _Worker:
         return self.proc.is_alive()
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            self.proc.kill()
-        self.proc.join(timeout=2)
-        self.conn.close()
+        """Kill the worker and its session; safe to call twice (never signals a pid that was reaped)."""
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.join(timeout=2)
+            self.conn.close()
 
     def stop(self) -> None:
         try:
@@ -190,8 +209,12 @@ class LocalProcessExecutor:
                     elif msg[0] == "result":
                         with job.lock:
                             job.worker = None
+                            late_cancel = job.cancelled  # a kill may be on its way: don't reuse this worker
                         self._resolve(job, msg[1])
-                        self._release(worker)
+                        if late_cancel:
+                            worker.kill()
+                        else:
+                            self._release(worker)
                         return
             except (EOFError, OSError, BrokenPipeError):
                 worker.kill()  # the whole session: a crashed worker's children go too

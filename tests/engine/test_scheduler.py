@@ -247,14 +247,14 @@ def test_cache_entries_signed_by_another_user_are_not_trusted(project, diamond, 
     with Session(project) as s:
         s.run()
     monkeypatch.setenv("LEDGERFLOW_HOME", str(tmp_path / "someone-else"))
-    signing._key.cache_clear()
+    signing._load_key.cache_clear()
     try:
         with Session(project) as s2:
             assert {st.state for st in s2.status.values()} == {NodeState.STALE}
             assert len(s2.run().executed) == 7
     finally:
         monkeypatch.undo()
-        signing._key.cache_clear()
+        signing._load_key.cache_clear()
 
 
 def test_artifacts_are_read_only(project, diamond):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LedgerflowError
-from engine.i18n import N_, set_language, tr
+from engine.i18n import SUPPORTED_LANGUAGES, N_, set_language, tr
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -29,7 +29,6 @@ def _print_json(doc: Any) -> None:
 # ---- run -----------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.cli_progress import ProgressView
-    from engine.ports import ReportPort
     from engine.project import Project
     from engine.scheduler import Session, ValidationFailed
 
@@ -48,6 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with view, contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON document
             report = session.run(until=args.until, only=args.only)
+        session_metrics = _evaluation_metrics(session, report)
     except ValidationFailed as exc:
         sys.stderr.write(str(exc) + "\n")
         return EXIT_INVALID
@@ -55,21 +55,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         session.close()
-    session_metrics: dict[str, Any] = {}
-    with Session(project) as reader:
-        for nid, res in report.nodes.items():
-            cls = project.graph.node_class(nid)
-            if cls is None or res.status != "done":
-                continue
-            for port, spec in cls.output_ports.items():
-                if spec.type is ReportPort:
-                    try:
-                        rep = reader.output(nid, port)
-                    except LedgerflowError as exc:  # changed on disk since the run: say so, keep the rest
-                        sys.stderr.write(tr("warning: {err}", err=exc) + "\n")
-                        continue
-                    if rep.kind == "evaluation":
-                        session_metrics[res.title] = rep.metrics
     if args.json:
         _print_json({
             "project": str(project.path), "run_id": report.run_id, "ok": report.ok, "cancelled": report.cancelled,
@@ -83,6 +68,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupted.is_set():
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _evaluation_metrics(session: Any, report: Any) -> dict[str, Any]:
+    """Metrics of every evaluation report the run produced or found cached, keyed by node title."""
+    from engine.ports import ReportPort
+
+    metrics: dict[str, Any] = {}
+    for nid, res in report.nodes.items():
+        cls = session.graph.node_class(nid)
+        if cls is None or res.status != "done":
+            continue
+        for port, spec in cls.output_ports.items():
+            if spec.type is not ReportPort:
+                continue
+            try:
+                rep = session.output(nid, port)
+            except LedgerflowError as exc:  # changed on disk since the run: say so, keep the rest
+                sys.stderr.write(tr("warning: {err}", err=exc) + "\n")
+                continue
+            if rep.kind == "evaluation":
+                metrics[res.title] = rep.metrics
+    return metrics
 
 
 # ---- validate / nodes / runs / new ---------------------------------------------------------------
@@ -197,7 +204,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 # ---- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ledgerflow", description=tr("Ledgerflow: low-code ML workflows for banks"))
-    p.add_argument("--lang", choices=["en", "zh_CN"], help=tr("language of messages"))
+    p.add_argument("--lang", choices=SUPPORTED_LANGUAGES, help=tr("language of messages"))
     p.add_argument("-v", "--verbose", action="store_true", help=tr("log engine details to stderr"))
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, arg in enumerate(argv):  # the language must be set before the help texts are built
         lang = arg.split("=", 1)[1] if arg.startswith("--lang=") else (argv[i + 1] if arg == "--lang" and
                                                                        i + 1 < len(argv) else None)
-        if lang in ("en", "zh_CN"):
+        if lang in SUPPORTED_LANGUAGES:
             set_language(lang)
     parser = build_parser()
     args = parser.parse_args(argv)

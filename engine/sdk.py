@@ -42,6 +42,14 @@ def _as_port(name: str, spec: type[PortType] | PortSpec) -> PortSpec:
     raise TypeError(f"port {name!r} must be a PortType subclass or PortSpec, got {spec!r}")
 
 
+def resolve_project_path(path: str | Path, project_dir: Path | None) -> Path:
+    """A settings path, relative to the project folder when not absolute (so projects can be moved)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and project_dir is not None:
+        p = project_dir / p
+    return p
+
+
 class Context:
     """What compute may use besides its inputs: progress, cancellation, a logger, a seeded RNG, resources.
 
@@ -94,11 +102,7 @@ class Context:
             raise Cancelled(f"node {self.title!r} was cancelled")
 
     def resolve_path(self, path: str | Path) -> Path:
-        """A settings path, relative to the project folder when not absolute."""
-        p = Path(path).expanduser()
-        if not p.is_absolute() and self.project_dir is not None:
-            p = self.project_dir / p
-        return p
+        return resolve_project_path(path, self.project_dir)
 
 
 class NodeLogger:
@@ -184,10 +188,7 @@ class FingerprintContext:
     files: Any  # engine.fileio.FileFingerprints
 
     def resolve_path(self, path: str | Path) -> Path:
-        p = Path(path).expanduser()
-        if not p.is_absolute() and self.project_dir is not None:
-            p = self.project_dir / p
-        return p
+        return resolve_project_path(path, self.project_dir)
 
 
 def node(

@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.errors import LedgerflowError
 from engine.executors.base import NodeTask, execute_task
 from engine.sdk import Node
 
@@ -32,4 +31,4 @@ def run_node(node_cls: type[Node], inputs: dict[str, Any] | None = None, setting
     return outcome.outputs
 
 
-__all__ = ["run_node", "NodeFailed", "LedgerflowError"]
+__all__ = ["run_node", "NodeFailed"]

@@ -8,12 +8,14 @@ processes a library (AutoGluon, LightGBM) may start.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import signal
 import threading
 import time
+import weakref
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,10 @@ def _worker_main(conn: Connection) -> None:
 class _Worker:
     def __init__(self, context: Any) -> None:
         parent, child = context.Pipe(duplex=True)
-        self.proc = context.Process(target=_worker_main, args=(child,), daemon=True, name="ledgerflow-worker")
+        # Not daemonic: a daemonic process may not start children, and libraries parallelise with them
+        # (scikit-learn's loky, used by AutoGluon's forests). Pools are stopped at exit, and a worker whose
+        # parent dies stops itself (_watch_parent).
+        self.proc = context.Process(target=_worker_main, args=(child,), daemon=False, name="ledgerflow-worker")
         self.proc.start()
         child.close()
         self.conn: Connection = parent
@@ -127,6 +132,16 @@ class _Job:
         self.lock = threading.Lock()
 
 
+_OPEN_POOLS: "weakref.WeakSet[LocalProcessExecutor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    """Runs before multiprocessing joins non-daemonic children at exit, so idle workers never block exit."""
+    for pool in list(_OPEN_POOLS):
+        pool.close()
+
+
 class LocalProcessExecutor:
     name = "local-process"
 
@@ -137,6 +152,7 @@ class LocalProcessExecutor:
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
+        _OPEN_POOLS.add(self)
 
     def warm(self, count: int = 1) -> None:
         """Start workers ahead of the first heavy node, so dispatch costs a message, not a process start."""

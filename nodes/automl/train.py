@@ -48,13 +48,23 @@ class _ForwardLogs(logging.Handler):
             self.ctx.log.log(record.levelno, msg)
 
 
+# Families whose library is optional: AutoGluon skips them with a warning when it is missing, so leaving them out
+# up front changes no result and keeps the node's log free of import errors.
+_FAMILY_PACKAGES = {"FASTAI": "fastai"}
+
+
 def fit_kwargs(settings: AutoMLSettings) -> dict:
     """The exact arguments handed to TabularPredictor.fit (tests call AutoGluon directly with these)."""
+    import importlib.util
+
     kw: dict = {"time_limit": settings.time_limit_s, "presets": settings.presets}
     if settings.included_model_types:
         kw["included_model_types"] = list(settings.included_model_types)
-    if settings.excluded_model_types:
-        kw["excluded_model_types"] = list(settings.excluded_model_types)
+    missing = [f for f, pkg in _FAMILY_PACKAGES.items()
+               if importlib.util.find_spec(pkg) is None and f not in settings.included_model_types]
+    excluded = list(dict.fromkeys([*settings.excluded_model_types, *missing]))
+    if excluded:
+        kw["excluded_model_types"] = excluded
     return kw
 
 

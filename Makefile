@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SAMPLE := out/sample-project
 
-.PHONY: venv run test bench lock clean
+.PHONY: venv run run-headless screenshots test bench lock clean
 
 venv: $(VENV)/.installed
 
@@ -17,11 +17,26 @@ $(VENV)/.installed: requirements.lock pyproject.toml plugins/example/pyproject.t
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e plugins/example
 	touch $@
 
-# Until the Qt workbench lands (issue 3), `make run` runs the sample project headless and says where outputs are.
-run: venv
-	test -f $(SAMPLE)/project.lflow || $(BIN)/ledgerflow new $(SAMPLE) --template credit-risk
+$(SAMPLE)/project.lflow: | venv
+	$(BIN)/ledgerflow new $(SAMPLE) --template credit-risk
+
+# Opens the workbench on the sample project. Needs a display (on a server: `xvfb-run make run`).
+run: venv $(SAMPLE)/project.lflow
+	@test -n "$$DISPLAY$$WAYLAND_DISPLAY" || test -n "$$QT_QPA_PLATFORM" || { echo "No display found. On a desktop run 'make run'; on a server use 'xvfb-run -a make run', or 'make run-headless' for the engine alone."; exit 1; }
+	$(BIN)/ledgerflow gui $(SAMPLE)
+
+# The same project without a window: runs it and says where outputs are.
+run-headless: venv $(SAMPLE)/project.lflow
 	$(BIN)/ledgerflow run $(SAMPLE)
 	@echo "Predictions: $(SAMPLE)/outputs/predictions.csv   Run records: $(BIN)/ledgerflow runs $(SAMPLE)"
+
+# The README's screenshots: the sample project run, in English and in Chinese, on a virtual screen.
+screenshots: venv
+	rm -rf out/shots && mkdir -p out/shots docs/images
+	$(BIN)/ledgerflow new out/shots/en --template credit-risk --time-limit 30
+	$(BIN)/ledgerflow new out/shots/zh --template credit-risk --time-limit 30
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/en --lang en --run --screenshot docs/images/workbench-en.png
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/zh --lang zh_CN --run --screenshot docs/images/workbench-zh_CN.png
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -1,1 +1,1 @@
-"""The PySide6 workbench (issue 3). Only this package imports Qt."""
+"""The PySide6 desktop workbench. The only package that imports Qt (ARCHITECTURE.md §4)."""

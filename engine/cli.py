@@ -201,6 +201,12 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return sample_main(args.rest)
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    from app.main import run_gui  # Qt is imported only here, never by the engine itself
+
+    return run_gui(args.project, lang=args.lang, run=args.run, screenshot=args.screenshot)
+
+
 # ---- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ledgerflow", description=tr("Ledgerflow: low-code ML workflows for banks"))
@@ -241,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     nw.add_argument("--name", help=tr("project name"))
     nw.add_argument("--time-limit", type=int, default=60, help=tr("AutoML time budget in seconds"))
     nw.set_defaults(func=cmd_new)
+
+    gui = sub.add_parser("gui", help=tr("open the workbench window"))
+    gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))
+    gui.add_argument("--run", action="store_true", help=tr("run the project once the window is up"))
+    gui.add_argument("--screenshot", metavar="FILE.png",
+                     help=tr("save a PNG of the window once it is idle (after the run, with --run) and exit"))
+    gui.set_defaults(func=cmd_gui)
 
     sd = sub.add_parser("sample-data", help=tr("generate synthetic credit data (see resources/sampledata)"),
                         add_help=False)

@@ -1,0 +1,102 @@
+"""The canvas item of a node: NodeGraphQt's item plus the run state drawn on it.
+
+State is painted (a coloured strip, a progress bar, a 'cached' badge, a red frame on failure) rather than shown
+with embedded widgets, which drift under zoom (ARCHITECTURE.md §4).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from NodeGraphQt.qgraphics.node_base import NodeItem
+from PySide6 import QtCore, QtGui
+
+from engine.i18n import tr
+
+STATE_COLORS = {
+    "idle": "#6b7280",
+    "stale": "#d4a017",
+    "queued": "#60a5fa",
+    "running": "#3b82f6",
+    "done": "#22c55e",
+    "failed": "#ef4444",
+    "cancelled": "#a855f7",
+}
+STATE_LABELS = {  # translated at display time
+    "idle": "idle", "stale": "stale", "queued": "queued", "running": "running", "done": "done",
+    "failed": "failed", "cancelled": "cancelled",
+}
+_STRIP = 5.0
+
+
+class StatusNodeItem(NodeItem):
+    """A node item that knows its engine state."""
+
+    def __init__(self, name: str = "node", parent: Any = None) -> None:
+        super().__init__(name, parent)
+        self.run_state = "idle"
+        self.cached = False
+        self.progress: float | None = None
+        self.placeholder = False
+        self.base_tooltip = ""
+
+    def set_run_state(self, state: str, *, cached: bool = False, progress: float | None = None,
+                      error: str | None = None, message: str = "") -> None:
+        changed = (state, cached, progress) != (self.run_state, self.cached, self.progress)
+        self.run_state, self.cached, self.progress = state, cached, progress
+        tip = [self.base_tooltip, tr("State: {state}", state=tr(STATE_LABELS.get(state, state)))]
+        if cached and state == "done":
+            tip.append(tr("Result loaded from the cache"))
+        if message:
+            tip.append(message)
+        if error:
+            tip.append(tr("Error: {error}", error=error))
+        self.setToolTip("\n".join(t for t in tip if t))
+        if changed:
+            self.update()
+
+    def paint(self, painter: QtGui.QPainter, option: Any, widget: Any) -> None:
+        super().paint(painter, option, widget)
+        if self._proxy_mode:  # zoomed far out: NodeGraphQt draws a simplified box; keep just the colour
+            return
+        painter.save()
+        rect = self.boundingRect().adjusted(1.0, 1.0, -1.0, -1.0)
+        color = QtGui.QColor(STATE_COLORS.get(self.run_state, "#6b7280"))
+        strip = QtCore.QRectF(rect.left() + 3, rect.bottom() - _STRIP - 2, rect.width() - 6, _STRIP)
+        painter.setPen(QtCore.Qt.PenStyle.NoPen)
+        painter.setBrush(QtGui.QColor(0, 0, 0, 90))
+        painter.drawRoundedRect(strip, 2, 2)
+        fill = strip
+        if self.run_state == "running" and self.progress is not None:
+            fill = QtCore.QRectF(strip.left(), strip.top(), strip.width() * max(0.03, self.progress), strip.height())
+        if self.run_state != "running" or self.progress is not None:
+            painter.setBrush(color)
+            painter.drawRoundedRect(fill, 2, 2)
+        elif self.run_state == "running":  # unknown progress: a striped bar
+            painter.setBrush(QtGui.QBrush(color, QtCore.Qt.BrushStyle.BDiagPattern))
+            painter.drawRoundedRect(strip, 2, 2)
+        if self.run_state in ("failed", "cancelled") or self.placeholder:
+            pen = QtGui.QPen(QtGui.QColor("#f59e0b" if self.placeholder else color), 2.0)
+            if self.placeholder:
+                pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect, 4, 4)
+        if self.cached and self.run_state == "done":
+            self._badge(painter, rect, tr("cached"), QtGui.QColor("#15803d"))
+        elif self.run_state == "failed":
+            self._badge(painter, rect, "!", QtGui.QColor("#b91c1c"))
+        painter.restore()
+
+    @staticmethod
+    def _badge(painter: QtGui.QPainter, rect: QtCore.QRectF, text: str, color: QtGui.QColor) -> None:
+        font = QtGui.QFont(painter.font())
+        font.setPointSizeF(6.5)
+        painter.setFont(font)
+        metrics = QtGui.QFontMetricsF(font)
+        w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 1
+        badge = QtCore.QRectF(rect.right() - w - 3, rect.bottom() - _STRIP - h - 4, w, h)
+        painter.setPen(QtCore.Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawRoundedRect(badge, 3, 3)
+        painter.setPen(QtGui.QColor("white"))
+        painter.drawText(badge, QtCore.Qt.AlignmentFlag.AlignCenter, text)

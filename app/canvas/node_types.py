@@ -1,0 +1,119 @@
+"""One NodeGraphQt class per registered node type, built from the node's declaration (ARCHITECTURE.md §4).
+
+The canvas class only draws: ports typed and coloured by port type, the translated title, an icon. Settings live
+in the engine graph and the side properties panel; nothing about computation is on the canvas.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from NodeGraphQt import BaseNode
+
+from app.canvas.node_item import StatusNodeItem
+from engine.graph import Graph
+from engine.i18n import tr
+from engine.ports import PortType
+from engine.registry import Registry
+from engine.sdk import Node
+
+IDENTIFIER = "ledgerflow"
+PLACEHOLDER_TYPE = f"{IDENTIFIER}.Placeholder"
+ICONS = Path(__file__).resolve().parent.parent.parent / "resources" / "icons"
+CATEGORY_COLORS = {  # muted node body colours per category, readable with white text
+    "Data sources": (38, 70, 83), "Data sinks": (38, 70, 83), "Features": (52, 73, 94),
+    "Modeling": (74, 55, 99), "Evaluation": (99, 60, 45),
+}
+
+
+def rgb(hex_color: str) -> tuple[int, int, int]:
+    h = hex_color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def class_name(type_id: str) -> str:
+    """A Python identifier from a type id ('io.read_csv' -> 'io__read_csv'); NodeGraphQt types are identifier.Name."""
+    return re.sub(r"\W", "_", type_id.replace(".", "__"))
+
+
+def port_tooltip(name: str, port_type: type[PortType], description: str = "") -> str:
+    text = f"{name}: {port_type.type_name}"
+    return text + (f" — {tr(description)}" if description else "")
+
+
+def icon_path(icon: str) -> str | None:
+    path = ICONS / f"{icon}.svg"
+    return str(path) if icon and path.exists() else None
+
+
+class LedgerflowNode(BaseNode):
+    """Base of generated canvas classes; `node_cls` is the engine node type it draws."""
+
+    __identifier__ = IDENTIFIER
+    NODE_NAME = "Node"
+    node_cls: type[Node] | None = None
+
+    def __init__(self, defer_draw: bool = False) -> None:
+        super().__init__(qgraphics_item=StatusNodeItem)
+        self.engine_id = ""
+        if defer_draw:  # bulk loading: lay the node out once, when it enters the scene (see finish_deferred_draw)
+            self.view.draw_node = _no_layout
+        cls = self.node_cls
+        if cls is None:
+            return
+        for name, spec in cls.input_ports.items():
+            self.add_input(name, color=rgb(spec.type.color))
+        for name, spec in cls.output_ports.items():
+            self.add_output(name, multi_output=True, color=rgb(spec.type.color))
+        self.set_color(*CATEGORY_COLORS.get(cls.category, (55, 65, 81)))
+        self.view.base_tooltip = tr(cls.description) if cls.description else ""
+        for spec in (*cls.input_ports.values(), *cls.output_ports.values()):
+            port = self.get_input(spec.name) if spec.name in cls.input_ports else self.get_output(spec.name)
+            port.view.setToolTip(port_tooltip(spec.name, spec.type, spec.description))
+        icon = icon_path(cls.icon)
+        if icon:
+            self.set_icon(icon)
+
+    @property
+    def item(self) -> StatusNodeItem:
+        return self.view  # type: ignore[return-value]
+
+    def finish_deferred_draw(self) -> None:
+        self.view.__dict__.pop("draw_node", None)
+
+
+def _no_layout() -> None:
+    """Stands in for NodeItem.draw_node while ports are added: NodeGraphQt re-lays the node out after every port."""
+
+
+class PlaceholderNode(LedgerflowNode):
+    """A node whose type is not installed: drawn with a dashed amber frame and the ports its edges use."""
+
+    NODE_NAME = "Placeholder"
+
+    def __init__(self, defer_draw: bool = False) -> None:
+        super().__init__(defer_draw)
+
+    def add_edge_ports(self, inputs: list[str], outputs: list[str], reason: str) -> None:
+        for name in inputs:
+            self.add_input(name)
+        for name in outputs:
+            self.add_output(name, multi_output=True)
+        self.set_color(90, 70, 30)
+        self.item.placeholder = True
+        self.item.base_tooltip = reason
+
+
+def build_canvas_classes(registry: Registry) -> dict[str, type[LedgerflowNode]]:
+    """engine type id -> generated canvas class (plus the placeholder class under PLACEHOLDER_TYPE)."""
+    classes: dict[str, type[LedgerflowNode]] = {PLACEHOLDER_TYPE: PlaceholderNode}
+    for cls in registry.all():
+        attrs: dict[str, Any] = {"NODE_NAME": tr(cls.title), "node_cls": cls, "__doc__": cls.description}
+        classes[cls.type_id] = type(class_name(cls.type_id), (LedgerflowNode,), attrs)
+    return classes
+
+
+def placeholder_ports(graph: Graph, node_id: str) -> tuple[list[str], list[str]]:
+    return (sorted({e.dst_port for e in graph.incoming(node_id)}),
+            sorted({e.src_port for e in graph.outgoing(node_id)}))

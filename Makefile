@@ -34,9 +34,9 @@ run-headless: venv $(SAMPLE)/project.lflow
 screenshots: venv
 	rm -rf out/shots && mkdir -p out/shots docs/images
 	$(BIN)/ledgerflow new out/shots/en --template credit-risk --time-limit 30
-	$(BIN)/ledgerflow new out/shots/zh --template credit-risk --time-limit 30
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/en --lang en --run --screenshot docs/images/workbench-en.png
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/zh --lang zh_CN --run --screenshot docs/images/workbench-zh_CN.png
+	$(BIN)/ledgerflow --lang zh_CN new out/shots/zh --template credit-risk --time-limit 30
+	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/en --lang en --run --screenshot docs/images/workbench-en.png
+	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/zh --lang zh_CN --run --screenshot docs/images/workbench-zh_CN.png
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -94,7 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.report_dock, self.log_dock)
         self.data_dock.raise_()
         self.resizeDocks([self.palette_dock, self.properties_dock], [250, 330], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.data_dock], [300], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.data_dock], [360], QtCore.Qt.Orientation.Vertical)
         self.outputs = OutputPresenter(self.data_panel, self.report_view, self.log_view, self)
 
     def registry_graph_placeholder(self):  # noqa: ANN201 - an empty graph until a project is opened
@@ -435,7 +435,6 @@ class MainWindow(QtWidgets.QMainWindow):
             text = tr("Run finished: {done} nodes done ({cached} from cache) in {secs:.1f} s", done=done,
                       cached=cached, secs=secs)
         self.run_label.setText(text)
-        self.statusBar().showMessage(text, 15000)
         if self.canvas and not self.canvas.selected_ids() and (nid := self.outputs.first_report_node()):
             self.canvas.select([nid])
             self.open_output(nid)

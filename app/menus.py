@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.document import Document
-from engine.i18n import SUPPORTED_LANGUAGES, tr
+from engine.i18n import SUPPORTED_LANGUAGES, current_language, tr
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -114,7 +114,7 @@ def build_menus(w: "MainWindow") -> None:
     w.language_actions = {}
     for lang in SUPPORTED_LANGUAGES:
         act = QtGui.QAction(LANGUAGE_NAMES.get(lang, lang), w, checkable=True)
-        act.setChecked(lang == w.prefs.language)
+        act.setChecked(lang == current_language())
         act.triggered.connect(lambda _c=False, lang=lang: switch_language(w, lang))
         group.addAction(act)
         lang_menu.addAction(act)
@@ -134,7 +134,7 @@ def build_menus(w: "MainWindow") -> None:
     lang_box.setToolTip(tr("Language (applies after a restart)"))
     for lang in SUPPORTED_LANGUAGES:
         lang_box.addItem(LANGUAGE_NAMES.get(lang, lang), lang)
-    lang_box.setCurrentIndex(list(SUPPORTED_LANGUAGES).index(w.prefs.language))
+    lang_box.setCurrentIndex(list(SUPPORTED_LANGUAGES).index(current_language()))
     lang_box.activated.connect(lambda i: switch_language(w, lang_box.itemData(i)))
     spacer = QtWidgets.QWidget()
     spacer.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
@@ -272,7 +272,7 @@ def configure_scheduler(w: "MainWindow") -> None:
 
 def switch_language(w: "MainWindow", lang: str) -> None:
     """Persist the language; the window is rebuilt in it on the next start (offered right away)."""
-    if lang == w.prefs.language:
+    if lang == w.prefs.language and lang == current_language():
         return
     w.prefs.language = lang
     w.prefs.save()

@@ -1,8 +1,11 @@
 """`python -m bench` (or `make bench`): every benchmark, each printing our figure beside its anchor."""
-from bench import cached_rerun, dispatch, engine_overhead
+from bench import cached_rerun, dispatch, engine_overhead, gui_frames, gui_open, gui_run
 
 if __name__ == "__main__":
     print(f"{'benchmark':<44} {'':>4}{'figure':>16} {'':>6}{'anchor':>18}")
     engine_overhead.main()
     dispatch.main()
     cached_rerun.main()
+    gui_open.main()
+    gui_frames.main()
+    gui_run.main()

@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help=tr("open the workbench window"))
     gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))
+    gui.add_argument("--lang", choices=SUPPORTED_LANGUAGES, default=argparse.SUPPRESS,
+                     help=tr("window language (saved choice otherwise); also accepted before 'gui'"))
     gui.add_argument("--run", action="store_true", help=tr("run the project once the window is up"))
     gui.add_argument("--screenshot", metavar="FILE.png",
                      help=tr("save a PNG of the window once it is idle (after the run, with --run) and exit"))

@@ -23,6 +23,7 @@ def set_language(lang: str) -> None:
     if lang not in SUPPORTED_LANGUAGES:
         raise ValueError(f"unsupported language {lang!r}; choose one of {', '.join(SUPPORTED_LANGUAGES)}")
     _default_lang = lang
+    os.environ["LEDGERFLOW_LANG"] = lang  # worker processes started later write their reports in it too
 
 
 def current_language() -> str:

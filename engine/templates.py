@@ -97,13 +97,14 @@ def create_project(directory: Path, template: str, data: Path | None = None, lab
         params = {"data_path": data_path, "label": label, "time_limit": time_limit_s,
                   "reader": "io.read_parquet" if source.suffix.lower() == ".parquet" else "io.read_csv"}
         doc = _fill(doc, params)
+        doc["name"] = name or tr(doc["name"])  # template names and node titles are shown in the user's language
+        for n in doc["nodes"]:
+            n["title"] = tr(n["title"])
         ids = {n["id"]: str(uuid.uuid4()) for n in doc["nodes"]}
         for n in doc["nodes"]:
             n["id"] = ids[n["id"]]
         for e in doc["edges"]:
             e["from"]["node"], e["to"]["node"] = ids[e["from"]["node"]], ids[e["to"]["node"]]
-        if name:
-            doc["name"] = name
         (staging / PROJECT_FILE).write_text(json.dumps(doc), "utf-8")
         project = Project.load(staging)
         project.save()  # normalised: sorted keys, plugin provenance

@@ -61,3 +61,17 @@ def dask_cluster(tmp_path_factory):
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+@pytest.fixture(autouse=True)
+def _language_restored():
+    """A test that switches the language (CLI --lang, the workbench) must not leak it into later tests."""
+    from engine import i18n
+
+    before, env = i18n._default_lang, os.environ.get("LEDGERFLOW_LANG")
+    yield
+    i18n._default_lang = before
+    if env is None:
+        os.environ.pop("LEDGERFLOW_LANG", None)
+    else:
+        os.environ["LEDGERFLOW_LANG"] = env

@@ -25,7 +25,8 @@ STATE_LABELS = {  # translated at display time
     "idle": "idle", "stale": "stale", "queued": "queued", "running": "running", "done": "done",
     "failed": "failed", "cancelled": "cancelled",
 }
-_STRIP = 5.0
+_STRIP = 4.0
+_FOOTER = 16.0  # room below the ports for the state strip and badge, so they never cover a port label
 
 
 class StatusNodeItem(NodeItem):
@@ -38,6 +39,9 @@ class StatusNodeItem(NodeItem):
         self.progress: float | None = None
         self.placeholder = False
         self.base_tooltip = ""
+
+    def _set_base_size(self, add_w: float = 0.0, add_h: float = 0.0) -> None:
+        super()._set_base_size(add_w, add_h + _FOOTER)
 
     def set_run_state(self, state: str, *, cached: bool = False, progress: float | None = None,
                       error: str | None = None, message: str = "") -> None:
@@ -93,8 +97,8 @@ class StatusNodeItem(NodeItem):
         font.setPointSizeF(6.5)
         painter.setFont(font)
         metrics = QtGui.QFontMetricsF(font)
-        w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 1
-        badge = QtCore.QRectF(rect.right() - w - 3, rect.bottom() - _STRIP - h - 4, w, h)
+        w, h = metrics.horizontalAdvance(text) + 8, min(metrics.height() + 1, _FOOTER - _STRIP - 3)
+        badge = QtCore.QRectF(rect.right() - w - 4, rect.bottom() - _STRIP - h - 3, w, h)
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawRoundedRect(badge, 3, 3)

@@ -13,7 +13,7 @@ from NodeGraphQt import BaseNode
 
 from app.canvas.node_item import StatusNodeItem
 from engine.graph import Graph
-from engine.i18n import tr
+from engine.i18n import N_, tr
 from engine.ports import PortType
 from engine.registry import Registry
 from engine.sdk import Node
@@ -25,6 +25,11 @@ CATEGORY_COLORS = {  # muted node body colours per category, readable with white
     "Data sources": (38, 70, 83), "Data sinks": (38, 70, 83), "Features": (52, 73, 94),
     "Modeling": (74, 55, 99), "Evaluation": (99, 60, 45),
 }
+
+
+# Port ids of the built-in nodes, marked for translation so the canvas labels read in the user's language (the id
+# stays the key in project files). A plugin's ports show their id unless its strings are in the catalog.
+PORT_LABELS = (N_("table"), N_("train"), N_("test"), N_("model"), N_("leaderboard"), N_("report"))
 
 
 def rgb(hex_color: str) -> tuple[int, int, int]:
@@ -68,9 +73,12 @@ class LedgerflowNode(BaseNode):
             self.add_output(name, multi_output=True, color=rgb(spec.type.color))
         self.set_color(*CATEGORY_COLORS.get(cls.category, (55, 65, 81)))
         self.view.base_tooltip = tr(cls.description) if cls.description else ""
-        for spec in (*cls.input_ports.values(), *cls.output_ports.values()):
-            port = self.get_input(spec.name) if spec.name in cls.input_ports else self.get_output(spec.name)
-            port.view.setToolTip(port_tooltip(spec.name, spec.type, spec.description))
+        for specs, get_port, get_label in ((cls.input_ports, self.get_input, self.view.get_input_text_item),
+                                           (cls.output_ports, self.get_output, self.view.get_output_text_item)):
+            for spec in specs.values():
+                port = get_port(spec.name)
+                port.view.setToolTip(port_tooltip(spec.name, spec.type, spec.description))
+                get_label(port.view).setPlainText(tr(spec.name))
         icon = icon_path(cls.icon)
         if icon:
             self.set_icon(icon)

@@ -134,10 +134,15 @@ class FigureLabel(QtWidgets.QLabel):
     def original_size(self) -> QtCore.QSize:
         return self._original.size()
 
+    max_height = 0  # 0: no limit; the report viewer sets it so a chart fits the visible height of its dock
+
     def fit_width(self, width: int) -> None:
         if self._original.isNull() or width <= 0:
             return
         target = min(width, self._original.width())
+        if self.max_height > 0:  # narrower still when the height would not fit
+            target = min(target, int(self._original.width() * self.max_height / max(1, self._original.height())))
+        target = max(target, 1)
         if self.pixmap().width() == target:
             return
         if target == self._original.width():
@@ -210,10 +215,19 @@ class ReportViewer(QtWidgets.QWidget):
         self._sections.setContentsMargins(0, 0, 0, 0)
         self._notes_heading = _heading(tr("Notes"))
         self._notes = _plain_label("")
+        # metrics and charts side by side: a short bottom dock shows the numbers and the curves at once
+        self._figures = QtWidgets.QHBoxLayout()
+        self._figures.setContentsMargins(0, 0, 0, 0)
+        metrics_col = QtWidgets.QVBoxLayout()
+        metrics_col.addWidget(self._metrics_heading)
+        metrics_col.addWidget(self._metrics)
+        metrics_col.addStretch(1)
+        top = QtWidgets.QHBoxLayout()
+        top.addLayout(metrics_col)
+        top.addLayout(self._figures, 1)
         body = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(body)
-        layout.addWidget(self._metrics_heading)
-        layout.addWidget(self._metrics)
+        layout.addLayout(top)
         layout.addLayout(self._sections)
         layout.addWidget(self._notes_heading)
         layout.addWidget(self._notes)
@@ -253,12 +267,14 @@ class ReportViewer(QtWidgets.QWidget):
             self._add_figure(name, png)
         self._fill_notes(report.notes)
         self._scroll.verticalScrollBar().setValue(0)
+        QtCore.QTimer.singleShot(0, self._fit_figures)
 
     def _clear_sections(self) -> None:
-        while (item := self._sections.takeAt(0)) is not None:
-            if (widget := item.widget()) is not None:
-                widget.setParent(None)
-                widget.deleteLater()
+        for layout in (self._sections, self._figures):
+            while (item := layout.takeAt(0)) is not None:
+                if (widget := item.widget()) is not None:
+                    widget.setParent(None)
+                    widget.deleteLater()
         self._table_views.clear()
         self._figure_labels.clear()
 
@@ -288,11 +304,26 @@ class ReportViewer(QtWidgets.QWidget):
             note.setStyleSheet("color: palette(mid);")
             self._sections.addWidget(note)
 
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._fit_figures()
+
+    def _fit_figures(self) -> None:
+        limit = max(160, self._scroll.viewport().height() - 40)
+        for label in self._figure_labels:
+            label.max_height = limit
+            label.fit_width(label.width())
+
     def _add_figure(self, name: str, png: bytes) -> None:
-        self._sections.addWidget(_heading(name))
+        column = QtWidgets.QWidget()
+        col = QtWidgets.QVBoxLayout(column)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(_heading(name))
         label = FigureLabel(png)
         label.setToolTip(name)
-        self._sections.addWidget(label)
+        col.addWidget(label)
+        col.addStretch(1)
+        self._figures.addWidget(column, 1)
         self._figure_labels.append(label)
 
     def _fill_notes(self, notes: list[str]) -> None:

@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from engine.errors import NodeInputError
-from engine.i18n import N_, tr
+from engine.i18n import N_, current_language, tr
 from engine.ports import Model, Report, ReportPort, Table
 from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl.flavors import Scores, score
@@ -23,8 +23,10 @@ class EvaluateSettings(NodeSettings):
                              description=N_("Probability at or above which a row is predicted positive"))
 
 
-# Chinese labels need a CJK font; matplotlib falls back along this list to the first one installed.
-_FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei"]
+# Chinese labels need a CJK font. matplotlib's per-glyph fallback does not reach fonts inside .ttc collections
+# (how Debian ships Noto CJK), so for Chinese the CJK fonts come first; they carry Latin glyphs too.
+_LATIN = ["DejaVu Sans"]
+_CJK = ["Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei"]
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +35,8 @@ def _configure_fonts() -> None:
     several node threads at once is safe)."""
     import matplotlib
 
-    matplotlib.rcParams["font.sans-serif"] = _FONTS
+    chinese = current_language().startswith("zh")
+    matplotlib.rcParams["font.sans-serif"] = _CJK + _LATIN if chinese else _LATIN + _CJK
     matplotlib.rcParams["axes.unicode_minus"] = False
 
 

@@ -121,9 +121,25 @@ def _scan(root: Path) -> tuple[Messages, dict[str, list[str]], list[str]]:
                     add(doc.splitlines()[0], rel, n.body[0].lineno, f"description of node class {n.name}")
                 else:
                     warnings.append(f"{rel}:{n.lineno}: node class {n.name} has no docstring (no description)")
+    _scan_templates(root, add)
     for occ in messages.values():
         occ.sort()
     return messages, comments, warnings
+
+
+def _scan_templates(root: Path, add) -> None:  # noqa: ANN001 - the scanner's `add(msgid, path, line, comment)`
+    """Project templates are JSON: their name and node titles are shown to users (see engine.templates)."""
+    import json
+
+    for path in sorted((root / "resources" / "templates").glob("*.json")):
+        rel = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text)
+        for value, what in [(doc.get("name"), "template name"), *((n.get("title"), "node title in a template")
+                                                                   for n in doc.get("nodes", []))]:
+            if isinstance(value, str) and value and "{{" not in value:
+                line = text[: text.find(json.dumps(value, ensure_ascii=False))].count("\n") + 1
+                add(value, rel, line, what)
 
 
 def extract_messages(root: Path = ROOT) -> Messages:

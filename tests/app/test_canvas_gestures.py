@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from engine.graph import Edge
-from workbench import close, drag_pipe, drop_node, empty_project, make_window
+from workbench import close, drag_pipe, drop_node, empty_project, make_window, wait_run
 
 
 @pytest.fixture
@@ -21,9 +21,24 @@ def window(qtbot, tmp_path):
 def test_pipe_drag_connects_and_marks_downstream_stale(qtbot, window):
     read = drop_node(window, "io.read_csv", (0, 0))
     split = drop_node(window, "features.split", (300, 0))
+    window.canvas.select([read])
+    window.properties.set_field("path", "data/credit_applications.csv")
     drag_pipe(qtbot, window, read, "table", split, "table")
     graph = window.document.graph
     assert Edge(read, "table", split, "table") in graph.edges
+    assert window.canvas.canvas_edges() == graph.edges
+    window.actions_["run_all"].trigger()
+    wait_run(qtbot, window)
+    assert window.canvas.canvas_node(split).item.run_state == "done"
+    # a second reader dragged onto Split's input rewires it: Split's results no longer match its input
+    other = drop_node(window, "io.read_csv", (0, 200))
+    window.canvas.select([other])
+    window.properties.set_field("path", "data/credit_applications.csv")
+    drag_pipe(qtbot, window, other, "table", split, "table")
+    assert {e.src for e in graph.incoming(split)} == {other}
+    assert window.document.session.status[split].state.value == "stale"
+    assert window.canvas.canvas_node(split).item.run_state == "stale"
+    assert window.canvas.canvas_node(read).item.run_state == "done"
     assert window.canvas.canvas_edges() == graph.edges
 
 

@@ -1,10 +1,14 @@
 """Shared set-up of the GUI benchmarks: an offscreen Qt (unless a display is set) and a large project."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import tempfile
+import time
 from pathlib import Path
+from typing import Any, Iterator
 
 from engine.graph import Edge, Graph
 from engine.project import Project
@@ -54,3 +58,43 @@ def large_project(folder: Path, scale: int = 1, seed: int = 7) -> tuple[Path, in
     project = Project(folder / "project.lflow", graph, name="Large")
     project.save()
     return project.path, len(graph.nodes), len(graph.edges)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def nodegraphqt_canvas(project_path: Path) -> tuple[Any, dict[str, Any], float]:
+    """The anchor: the project drawn with NodeGraphQt's public API and its stock node class (same ports), as an
+    application without our bulk path would. Returns the graph, canvas nodes by engine id, and build seconds."""
+    from NodeGraphQt import BaseNode, NodeGraph
+
+    from engine.project import Project
+
+    project = Project.load(project_path)
+    classes = {}
+    for cls in project.graph.registry.all():
+        def init(self, cls=cls) -> None:  # noqa: ANN001
+            BaseNode.__init__(self)
+            for name in cls.input_ports:
+                self.add_input(name)
+            for name in cls.output_ports:
+                self.add_output(name)
+
+        attrs = {"__identifier__": "plain", "NODE_NAME": cls.title, "__init__": init}
+        classes[cls.type_id] = type(cls.type_id.replace(".", "_"), (BaseNode,), attrs)
+    graph = NodeGraph()
+    graph.register_nodes(list(classes.values()))
+    t0 = time.perf_counter()
+    made = {}
+    for inst in project.graph.nodes.values():
+        made[inst.id] = graph.create_node(classes[inst.type_id].type_, name=inst.title, pos=list(inst.position),
+                                          selected=False, push_undo=False)
+    for e in project.graph.edges:
+        made[e.src].get_output(e.src_port).connect_to(made[e.dst].get_input(e.dst_port), push_undo=False)
+    return graph, made, time.perf_counter() - t0

@@ -6,13 +6,11 @@ the project (nothing cached) and the same AutoML budget. Target: GUI <= 1.1x hea
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from bench.common import report
-from bench.gui_common import qt_app
+from bench.gui_common import qt_app, scratch_folder
 
 
 def headless(folder: Path, time_limit: int) -> float:
@@ -56,14 +54,11 @@ def in_gui(folder: Path, time_limit: int) -> float:
 
 def main(time_limit: int = 30) -> dict:
     app = qt_app()  # noqa: F841
-    folder = Path(tempfile.mkdtemp(prefix="lf-bench-run-"))
-    try:
+    with scratch_folder("lf-bench-run-") as folder:
         ours = in_gui(folder / "gui", time_limit)  # first: any warm-up cost falls on the GUI, not the anchor
         anchor = headless(folder / "headless", time_limit)
         report("credit-risk run, GUI vs headless (s)", ours, anchor, "s", "<= 1.1x headless", ours <= 1.1 * anchor)
         return {"gui_s": ours, "headless_s": anchor}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from NodeGraphQt.constants import ICON_NODE_BASE, NodeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6 import QtCore, QtGui
 
@@ -29,8 +30,31 @@ _STRIP = 4.0
 _FOOTER = 16.0  # room below the ports for the state strip and badge, so they never cover a port label
 
 
+_ICONS: dict[str, QtGui.QPixmap] = {}
+
+
+def icon_pixmap(path: str) -> QtGui.QPixmap:
+    """A node icon scaled to NodeGraphQt's icon size, loaded once per file (NodeGraphQt reloads it per node,
+    three times while a node is built)."""
+    pixmap = _ICONS.get(path)
+    if pixmap is None:
+        size = NodeEnum.ICON_SIZE.value
+        pixmap = QtGui.QIcon(path).pixmap(size, size)
+        _ICONS[path] = pixmap
+    return pixmap
+
+
 class StatusNodeItem(NodeItem):
     """A node item that knows its engine state."""
+
+    def _set_icon(self, path: str | None = None) -> None:
+        self._properties["icon"] = path
+        self._icon_item.setPixmap(icon_pixmap(path or ICON_NODE_BASE))
+        if self.scene():
+            self.post_init()
+        self.update()
+
+    icon = property(NodeItem.icon.fget, _set_icon)
 
     def __init__(self, name: str = "node", parent: Any = None) -> None:
         super().__init__(name, parent)

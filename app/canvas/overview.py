@@ -98,11 +98,12 @@ class Overview(QtCore.QObject):
             self._flagged = []
 
     def _enter(self) -> None:
-        if self._stale or self._pixmap is None:
-            self._render()
-        self._set_flags(True)
-        self._pixmap.setVisible(True)  # type: ignore[union-attr]
         self.active = True
+        if self._stale or self._pixmap is None:
+            self._timer.start()  # render when the event loop is idle; live items are drawn meanwhile
+            return
+        self._set_flags(True)
+        self._pixmap.setVisible(True)
 
     def _leave(self) -> None:
         self._set_flags(False)
@@ -111,7 +112,7 @@ class Overview(QtCore.QObject):
         self.active = False
 
     def _refresh(self) -> None:
-        if self.active:
+        if self.active and not self._suspended:
             self._render()
             self._set_flags(True)
             self._pixmap.setVisible(True)  # type: ignore[union-attr]

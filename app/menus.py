@@ -72,8 +72,8 @@ def build_actions(w: "MainWindow") -> dict[str, QtGui.QAction]:
         "run_only": _action(w, tr("Run selected &only"), w.run_selected_only, "Shift+F6", None,
                             tr("Run just the selected node; its inputs must have results")),
         "cancel": _action(w, tr("&Cancel run"), w.cancel_run, "Esc", SP.SP_MediaStop, tr("Stop the running workflow")),
-        "zoom_in": _action(w, tr("Zoom &in"), zoom(0.1), K.ZoomIn),
-        "zoom_out": _action(w, tr("Zoom &out"), zoom(-0.1), K.ZoomOut),
+        "zoom_in": _action(w, tr("Zoom &in"), zoom(0.1), K.ZoomIn, None, tr("Zoom in (Ctrl++ or the wheel)")),
+        "zoom_out": _action(w, tr("Zoom &out"), zoom(-0.1), K.ZoomOut, None, tr("Zoom out (Ctrl+- or the wheel)")),
         "fit": _action(w, tr("&Fit to view"), canvas(lambda c: c.fit()), "F", None, tr("Show the whole workflow")),
         "tour": _action(w, tr("&Quick tour"), w.show_hint),
         "about": _action(w, tr("&About Ledgerflow"), lambda: about(w)),
@@ -128,7 +128,8 @@ def build_menus(w: "MainWindow") -> None:
     tb.setObjectName("main-toolbar")
     tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     tb.setIconSize(QtCore.QSize(18, 18))
-    for name in ("new", "open", "save", None, "undo", "redo", None, "run_all", "run_to", "cancel", None, "fit"):
+    for name in ("new", "open", "save", None, "undo", "redo", None, "run_all", "run_to", "cancel", None,
+                 "zoom_out", "zoom_in", "fit"):
         tb.addSeparator() if name is None else tb.addAction(a[name])
     lang_box = QtWidgets.QComboBox()
     lang_box.setToolTip(tr("Language (applies after a restart)"))

@@ -64,31 +64,31 @@ def test_autosave_is_offered_after_a_crash(qtbot, tmp_path):
     left_behind = autosave.read_text("utf-8")
     close(w)  # a clean close removes the autosave and the marker...
     assert not autosave.exists() and find_recovery(path) is None
-    # ...a crash leaves both behind, with a marker naming a process that is gone
-    autosave.write_text(left_behind, "utf-8")
-    (autosave.parent / "workbench.open").write_text(json.dumps({"pid": _dead_pid()}), "utf-8")
-    assert find_recovery(path) is not None
 
+    def crash_evidence() -> None:
+        """What a crashed session leaves: its autosave, and a marker naming a process that is gone."""
+        autosave.write_text(left_behind, "utf-8")
+        (autosave.parent / "workbench.open").write_text(json.dumps({"pid": _dead_pid()}), "utf-8")
+
+    crash_evidence()
+    assert find_recovery(path) is not None
     declined = make_window(qtbot)
     asked = []
     declined.ask_recover = lambda r: asked.append(r) or False
     assert declined.open_project(path)
     assert asked and nid not in declined.document.graph.nodes and not declined.document.dirty
-    declined.autosaver.mark_open = lambda: None
-    # keep the crash evidence for the next window: closing would clear it
-    autosave.write_text(left_behind, "utf-8")
-    (autosave.parent / "workbench.open").write_text(json.dumps({"pid": _dead_pid()}), "utf-8")
-    declined._detach = lambda: None  # type: ignore[method-assign]
-    declined.document = None
+    close(declined)
 
+    crash_evidence()
     w2 = make_window(qtbot)
     w2.ask_recover = lambda r: True
     assert w2.open_project(path)
     assert nid in w2.document.graph.nodes and w2.document.dirty
     assert w2.document.project.path == path.resolve()
     assert w2.save()
-    assert nid in json.loads(path.read_text("utf-8"))["nodes"][0]["id"]
+    assert [n["id"] for n in json.loads(path.read_text("utf-8"))["nodes"]] == [nid]
     close(w2)
+    assert find_recovery(path) is None
 
 
 def test_a_corrupt_project_is_reported_and_the_window_stays_usable(qtbot, tmp_path):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.fileio import atomic_write_text
-from engine.project import Project
+from engine.project import STATE_DIR, Project
 from engine.registry import Registry
 
 log = logging.getLogger("ledgerflow.app")
@@ -59,9 +59,8 @@ class Autosaver:
 
     def save(self) -> Path | None:
         """Write the current document beside the project (not over it); None if the folder is not writable."""
-        text = json.dumps(self.project.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
         try:
-            atomic_write_text(self.autosave_path, text)
+            atomic_write_text(self.autosave_path, self.project.to_json())
             return self.autosave_path
         except OSError as exc:
             log.warning("autosave to %s failed: %s", self.autosave_path, exc)
@@ -78,7 +77,7 @@ class Autosaver:
 
 def find_recovery(project_file: Path) -> Recovery | None:
     """An autosave left by a session that did not close cleanly and that differs from the saved project."""
-    state = project_file.parent / ".ledgerflow"
+    state = project_file.parent / STATE_DIR
     autosave, marker = state / AUTOSAVE_FILE, state / MARKER_FILE
     if not autosave.exists() or not marker.exists():
         return None

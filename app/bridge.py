@@ -26,7 +26,6 @@ class EngineBridge(QtCore.QObject):
     state_changed = QtCore.Signal(str, dict)  # node id, status snapshot
     progress = QtCore.Signal(str, object, str)  # node id, fraction or None, message
     log = QtCore.Signal(str, int, str)  # node id, level, message
-    run_finished = QtCore.Signal(object)  # RunReport
 
     def __init__(self, graph: Graph, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -40,7 +39,6 @@ class EngineBridge(QtCore.QObject):
             ev.STATE_CHANGED: self._on_state,
             ev.PROGRESS: lambda node_id, fraction, message: self.progress.emit(node_id, fraction, message),
             ev.LOG: lambda node_id, level, message: self.log.emit(node_id, int(level), str(message)),
-            ev.RUN_FINISHED: lambda report: self.run_finished.emit(report),
         }
         self._unsubscribe = [graph.events.subscribe(name, fn) for name, fn in handlers.items()]
 

@@ -25,8 +25,9 @@ from app.runner import RunController
 from app.viewers.log_view import LogViewer
 from app.viewers.report_view import ReportViewer
 from engine.errors import LedgerflowError
+from engine.graph import Graph
 from engine.i18n import tr
-from engine.project import Project, project_file
+from engine.project import PROJECT_FILE, Project, project_file
 from engine.registry import Registry, default_registry
 from engine.scheduler import RunReport
 
@@ -81,7 +82,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.palette = NodePalette(self.registry)
         self.palette.add_requested.connect(self.add_node)
         self.palette_dock = self._dock("palette", tr("Nodes"), self.palette, Area.LeftDockWidgetArea)
-        self.properties = PropertiesPanel(self.registry_graph_placeholder(), self._push_from_panel,
+        self.properties = PropertiesPanel(Graph(self.registry), self._push_from_panel,  # empty until a project opens
                                           self._columns_for, project_dir=self._project_dir)
         self.properties_dock = self._dock("properties", tr("Properties"), self.properties, Area.RightDockWidgetArea)
         self.data_panel = DataPanel()
@@ -96,11 +97,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([self.palette_dock, self.properties_dock], [250, 330], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.data_dock], [360], QtCore.Qt.Orientation.Vertical)
         self.outputs = OutputPresenter(self.data_panel, self.report_view, self.log_view, self)
-
-    def registry_graph_placeholder(self):  # noqa: ANN201 - an empty graph until a project is opened
-        from engine.graph import Graph
-
-        return Graph(self.registry)
 
     def _build_central(self) -> None:
         self.central = QtWidgets.QWidget()
@@ -174,7 +170,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.error(tr("Cannot open the project"), tr("{path}: {exc}", path=file, exc=exc))
             return False
         document.dirty = recovered  # recovered edits are not in the project file until saved
-        self._attach(document)
+        try:
+            self._attach(document)
+        except Exception as exc:  # noqa: BLE001 - e.g. a malformed section a plugin wrote; never half-attached
+            log.exception("cannot show the project")
+            self._detach()
+            self.error(tr("Cannot open the project"), tr("{path}: {exc}", path=file, exc=exc))
+            return False
         self.prefs.add_recent(document.project.path)
         self.prefs.save()
         self.project_opened.emit(str(document.project.path))
@@ -190,7 +192,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.canvas.refused.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.bridge.settings_changed.connect(self._on_settings_changed)
         self.bridge.node_changed.connect(lambda nid, _c: self._on_settings_changed(nid))
-        self.bridge.node_removed.connect(lambda _n: self._update_actions())
+        document.after_change.append(self._update_actions)
         self.bridge.log.connect(self.outputs.append_log)
         self.bridge.state_changed.connect(self._on_state_changed)
         self.properties.set_graph(document.graph)
@@ -207,26 +209,29 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _install_canvas_shortcuts(self, widget: QtWidgets.QWidget) -> None:
         """Delete, copy, paste and duplicate act on the canvas only (not on text in the properties panel)."""
-        for name in ("delete", "copy", "paste", "duplicate", "select_all"):
+        for name in ("delete", "copy", "paste", "duplicate", "select_all", "fit"):
             action = self.actions_[name]
             action.setShortcutContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
             widget.addAction(action)
 
     def maybe_close_document(self) -> bool:
-        """Close the open document, asking about unsaved changes; False when the user cancels."""
+        """Close the open document, asking about unsaved changes first; False when the user cancels (or a run
+        does not stop)."""
         doc = self.document
         if doc is None:
             return True
-        if self.runner.running:
-            self.runner.cancel()
-            self.runner.wait(30)
-            QtCore.QCoreApplication.processEvents()
         if doc.dirty:
             answer = self.ask_save_changes()
             if answer == QtWidgets.QMessageBox.StandardButton.Cancel:
                 return False
             if answer == QtWidgets.QMessageBox.StandardButton.Save and not self.save():
                 return False
+        if self.runner.running:
+            self.runner.cancel()
+            if not self.runner.wait(60):
+                self.error(tr("The run is still stopping"), tr("A node has not stopped yet; try again in a moment."))
+                return False
+            QtCore.QCoreApplication.processEvents()  # deliver the run's last events before the session closes
         self._detach()
         return True
 
@@ -241,8 +246,10 @@ class MainWindow(QtWidgets.QMainWindow):
             widget = self.canvas.graph.widget
             self.canvas_holder.removeWidget(widget)
             widget.deleteLater()
+            self.canvas.deleteLater()
         if self.bridge:
             self.bridge.close()
+            self.bridge.deleteLater()
         self.properties.show_node(None)
         self.outputs.set_document(None)
         self.report_view.set_report(None)
@@ -275,20 +282,21 @@ class MainWindow(QtWidgets.QMainWindow):
         folder = folder or QtWidgets.QFileDialog.getExistingDirectory(self, tr("Save the project in a folder"))
         if not folder:
             return False
-        target = Path(folder) / "project.lflow"
+        target = Path(folder) / PROJECT_FILE
         if target.exists() and target.resolve() != doc.project.path:
             self.error(tr("Cannot save the project"), tr("{path} already holds a project; choose another folder",
                                                          path=folder))
             return False
+        old_autosaver = self.autosaver
         try:
             if self.canvas:
                 self.canvas.store_backdrops()
-            if self.autosaver:
-                self.autosaver.close()
             doc.save(target)
         except (OSError, LedgerflowError) as exc:
             self.error(tr("Cannot save the project"), str(exc))
             return False
+        if old_autosaver:
+            old_autosaver.close()
         self.autosaver = Autosaver(doc.project)
         self.autosaver.mark_open()
         self.outputs.set_document(doc)
@@ -457,6 +465,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         menu = context_menu(self, node_id, scene_pos)
         menu.exec(global_pos)
+        menu.deleteLater()  # its actions hold the canvas; do not keep one menu per right-click
 
     def rename_node(self, node_id: str) -> None:
         if not self.document or not self.canvas:
@@ -478,15 +487,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if doc is None:
             self.setWindowTitle(tr("Ledgerflow"))
         else:
-            self.setWindowTitle(f"{'• ' if doc.dirty else ''}{doc.project.name} — {doc.project.directory} — "
-                                f"{tr('Ledgerflow')}")
+            title = tr("{project} — {folder} — Ledgerflow", project=doc.project.name, folder=doc.project.directory)
+            self.setWindowTitle(("• " if doc.dirty else "") + title)
 
     def _update_actions(self) -> None:
         a, doc = self.actions_, self.document
         has_doc, running = doc is not None, self.runner.running
         selected = bool(self.canvas and self.canvas.selected_ids())
-        for name in ("save", "save_as", "add_backdrop", "zoom_in", "zoom_out", "fit", "select_all", "paste"):
+        for name in ("save", "add_backdrop", "zoom_in", "zoom_out", "fit", "select_all", "paste"):
             a[name].setEnabled(has_doc)
+        a["save_as"].setEnabled(has_doc and not running)
         a["run_all"].setEnabled(has_doc and not running)
         a["run_to"].setEnabled(has_doc and not running and selected)
         a["run_only"].setEnabled(has_doc and not running and selected)

@@ -62,7 +62,7 @@ def build_actions(w: "MainWindow") -> dict[str, QtGui.QAction]:
         "paste": _action(w, tr("&Paste"), canvas(lambda c: c.paste()), K.Paste),
         "duplicate": _action(w, tr("D&uplicate"), canvas(lambda c: c.duplicate_selected()), "Ctrl+D"),
         "delete": _action(w, tr("&Delete"), canvas(lambda c: c.delete_selected()), K.Delete),
-        "select_all": _action(w, tr("Select &all"), canvas(lambda c: c.graph.select_all()), K.SelectAll),
+        "select_all": _action(w, tr("Select &all"), canvas(lambda c: c.select_all()), K.SelectAll),
         "add_backdrop": _action(w, tr("Add &backdrop…"), lambda: add_backdrop(w), "Ctrl+G", None,
                                 tr("Group the selected nodes under a titled backdrop")),
         "run_all": _action(w, tr("Run &all"), w.run_all, "F5", SP.SP_MediaPlay,
@@ -185,7 +185,7 @@ def node_help_html(doc: Document, node_id: str) -> str:
     for label, ports in ((tr("Inputs"), cls.input_ports), (tr("Outputs"), cls.output_ports)):
         if ports:
             parts.append(f"<b>{esc(label)}</b><ul>")
-            parts.extend(f"<li>{esc(p.name)}: {esc(p.type.type_name)}</li>" for p in ports.values())
+            parts.extend(f"<li>{esc(tr(p.name))}: {esc(p.type.type_name)}</li>" for p in ports.values())
             parts.append("</ul>")
     fields = cls.Settings.model_fields
     if fields:
@@ -219,8 +219,12 @@ def _empty_folder(w: "MainWindow", title: str) -> Path | None:
     if not folder:
         return None
     path = Path(folder)
-    if path.exists() and any(path.iterdir()):
-        w.error(title, tr("{dir} is not empty; choose an empty folder", dir=path))
+    try:
+        if path.exists() and any(path.iterdir()):
+            w.error(title, tr("{dir} is not empty; choose an empty folder", dir=path))
+            return None
+    except OSError as exc:
+        w.error(title, str(exc))
         return None
     return path
 
@@ -232,10 +236,15 @@ def new_project(w: "MainWindow") -> None:
     if folder is None:
         return
     name, ok = QtWidgets.QInputDialog.getText(w, tr("New project"), tr("Project name:"), text=folder.name)
-    if ok:
-        project = Project.new(folder, name.strip() or folder.name, w.registry)
+    if not ok:
+        return
+    project = Project.new(folder, name.strip() or folder.name, w.registry)
+    try:
         project.save()
-        w.open_project(project.path)
+    except OSError as exc:
+        w.error(tr("Cannot create the project"), str(exc))
+        return
+    w.open_project(project.path)
 
 
 def new_sample_project(w: "MainWindow") -> None:
@@ -247,7 +256,7 @@ def new_sample_project(w: "MainWindow") -> None:
         return
     try:
         project = create_project(folder, "credit-risk")
-    except LedgerflowError as exc:
+    except (LedgerflowError, OSError) as exc:
         w.error(tr("Cannot create the project"), str(exc))
         return
     w.open_project(project.path)
@@ -302,8 +311,12 @@ def restart(w: "MainWindow") -> None:
 
 
 def about(w: "MainWindow") -> None:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        release = version("ledgerflow")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        release = "dev"
     QtWidgets.QMessageBox.about(w, tr("About Ledgerflow"), tr(
         "<b>Ledgerflow {version}</b><p>A low-code machine-learning workbench for banks: traceable datasets, "
-        "audited runs, explainable models.</p>", version=version("ledgerflow")))
+        "audited runs, explainable models.</p>", version=release))

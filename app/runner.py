@@ -14,7 +14,7 @@ from PySide6 import QtCore
 from app.document import Document
 from engine.errors import LedgerflowError
 from engine.i18n import tr
-from engine.scheduler import RunReport
+from engine.scheduler import RunReport, Session
 
 log = logging.getLogger("ledgerflow.app")
 
@@ -29,6 +29,7 @@ class RunController(QtCore.QObject):
         super().__init__(parent)
         self._thread: threading.Thread | None = None
         self._document: Document | None = None
+        self._session: Session | None = None  # the session the run uses, even if the document gets a new one
         self._done.connect(self._on_done, QtCore.Qt.ConnectionType.QueuedConnection)
 
     @property
@@ -39,20 +40,20 @@ class RunController(QtCore.QObject):
         """Start a run; False when one is already running."""
         if self._thread is not None:
             return False
-        self._document = document
+        self._document, self._session = document, document.session
         document.running = True
         what = only or until
         self.started.emit(tr("Running up to {node}", node=document.graph.nodes[what].title) if until else
                           tr("Running {node}", node=document.graph.nodes[what].title) if only else
                           tr("Running the workflow"))
-        self._thread = threading.Thread(target=self._work, args=(document, until, only), name="ledgerflow-run",
+        self._thread = threading.Thread(target=self._work, args=(document.session, until, only), name="ledgerflow-run",
                                         daemon=True)
         self._thread.start()
         return True
 
     def cancel(self) -> None:
-        if self._document is not None and self._thread is not None:
-            self._document.session.cancel()
+        if self._session is not None and self._thread is not None:
+            self._session.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run thread ends (for closing the window and tests); True when it has."""
@@ -62,9 +63,9 @@ class RunController(QtCore.QObject):
             return not thread.is_alive()
         return True
 
-    def _work(self, document: Document, until: str | None, only: str | None) -> None:
+    def _work(self, session: Session, until: str | None, only: str | None) -> None:
         try:
-            report = document.session.run(until=until, only=only)
+            report = session.run(until=until, only=only)
         except LedgerflowError as exc:
             self._done.emit(None, str(exc))
         except Exception as exc:  # noqa: BLE001 - shown to the user; the app must not die
@@ -77,7 +78,7 @@ class RunController(QtCore.QObject):
     def _on_done(self, report: RunReport | None, error: str) -> None:
         if self._thread is not None:
             self._thread.join()
-        self._thread = None
+        self._thread, self._session = None, None
         if self._document is not None:
             self._document.running = False
         if report is None:

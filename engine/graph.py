@@ -195,8 +195,9 @@ class Graph:
         self.nodes[inst.id] = inst
         self.events.emit(ev.NODE_ADDED, node=inst)
 
-    def unique_title(self, base: str) -> str:
-        taken = {n.title for n in self.nodes.values()}
+    def unique_title(self, base: str, also_taken: Iterable[str] = ()) -> str:
+        """`base`, or `base 2`, `base 3`… : the first title no node has (nor any in `also_taken`, for a batch)."""
+        taken = {n.title for n in self.nodes.values()} | set(also_taken)
         if base not in taken:
             return base
         i = 2

@@ -161,11 +161,14 @@ class Project:
         return {"format_version": FORMAT_VERSION, "name": self.name, "seed": self.seed, "nodes": nodes,
                 "edges": edges, "meta": self.meta}
 
+    def to_json(self) -> str:
+        """The project document as written to disk: sorted keys, so diffs of two versions read well."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
     def save(self, path: Path | str | None = None) -> Path:
-        """Write atomically with sorted keys, so diffs of two versions read well."""
+        """Write atomically (temp file, then rename)."""
         target = project_file(path) if path else self.path
-        text = json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-        atomic_write_text(target, text)
+        atomic_write_text(target, self.to_json())
         self.path = target.resolve()
         return target
 

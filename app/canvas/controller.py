@@ -68,20 +68,33 @@ class CanvasController(QtCore.QObject):
                             (v.connection_sliced, g._on_connection_sliced),
                             (v.moved_nodes, g._on_nodes_moved),
                             (v.node_name_changed, g._on_node_name_changed),
-                            (v.search_triggered, g._on_search_triggered)):
+                            (v.search_triggered, g._on_search_triggered),
+                            (v.data_dropped, g._on_node_data_dropped)):
             signal.disconnect(own)
         v.connection_changed.connect(self._on_connection_changed)
         v.connection_sliced.connect(lambda ports: self._on_connection_changed(ports, []))
         v.moved_nodes.connect(self._on_nodes_moved)
         v.node_name_changed.connect(self._on_name_edited)
         v.search_triggered.connect(self._on_search_triggered)
-        v.node_selection_changed.connect(lambda *_: self.selection_changed.emit(self.selected_ids()))
+        v.node_selection_changed.connect(lambda *_: self._selection_touched())
         v.node_double_clicked.connect(self._on_double_clicked)
         v.context_requested.connect(self._on_context)
-        g.data_dropped.connect(self._on_dropped)
+        v.data_dropped.connect(self._on_dropped)
+        v.node_backdrop_updated.connect(lambda *_: self._backdrops_touched())
+
+    def _selection_touched(self) -> None:
+        self.viewer.overview.invalidate()
+        self.selection_changed.emit(self.selected_ids())
+
+    def _backdrops_touched(self) -> None:
+        self.document.dirty = True  # backdrops live in the project's meta section, outside the undo history
+        self.viewer.overview.invalidate()
 
     def _connect_bridge(self) -> None:
         b = self.bridge
+        for signal in (b.node_added, b.node_removed, b.edge_added, b.edge_removed, b.node_changed, b.state_changed,
+                       b.progress):
+            signal.connect(lambda *_: self.viewer.overview.invalidate())
         b.node_added.connect(self._on_node_added)
         b.node_removed.connect(self._on_node_removed)
         b.edge_added.connect(self._on_edge_added)
@@ -233,6 +246,8 @@ class CanvasController(QtCore.QObject):
             nid = self.engine_id(view.id)
             if nid:
                 cmds.append(UpdateNode(nid, {"position": tuple(float(v) for v in view.xy_pos)}))
+            elif isinstance(self.graph.model.nodes.get(view.id), BackdropNode):
+                self._backdrops_touched()
         if cmds:
             self.push(Batch(cmds, label="move") if len(cmds) > 1 else cmds[0], [c.node_id for c in cmds])  # type: ignore[attr-defined]
 
@@ -284,12 +299,16 @@ class CanvasController(QtCore.QObject):
 
     def delete_selected(self) -> bool:
         ids = self.selected_ids()
-        for bd in [n for n in self.graph.selected_nodes() if isinstance(n, BackdropNode)]:
-            self.graph.remove_node(bd, push_undo=False)
-            self.document.dirty = True
-        if not ids:
+        backdrops = [n for n in self.graph.selected_nodes() if isinstance(n, BackdropNode)]
+        if ids and not self.push(Batch([RemoveNode(n) for n in ids], label="delete"), ids):
             return False
-        return self.push(Batch([RemoveNode(n) for n in ids], label="delete"), ids)
+        for bd in backdrops:
+            self.graph.remove_node(bd, push_undo=False)
+            self._backdrops_touched()
+        return bool(ids or backdrops)
+
+    def select_all(self) -> None:
+        self.select(list(self._by_engine))
 
     # ---- copy / paste --------------------------------------------------------------------------
     def copy_selected(self) -> int:
@@ -314,29 +333,35 @@ class CanvasController(QtCore.QObject):
         if mime is None or not mime.hasFormat(CLIPBOARD_MIME):
             return []
         try:
-            doc = json.loads(bytes(mime.data(CLIPBOARD_MIME).data()).decode("utf-8"))
-            nodes, edges = doc["nodes"], doc["edges"]
-        except (ValueError, KeyError, TypeError):
+            batch, new_ids = self._paste_commands(json.loads(bytes(mime.data(CLIPBOARD_MIME).data()).decode("utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError):
             self._refuse(tr("The clipboard does not hold Ledgerflow nodes"), [])
             return []
+        if not batch.commands or not self.push(batch):
+            return []
+        self.select(new_ids)
+        return new_ids
+
+    def _paste_commands(self, doc: dict) -> tuple[Batch, list[str]]:
+        """The commands that paste a clipboard document; raises on any malformed part (nothing is pushed)."""
         eg = self.document.graph
-        new_ids = {n["ref"]: str(uuid.uuid4()) for n in nodes}
-        taken = {i.title for i in eg.nodes.values()}
+        nodes, edges = list(doc["nodes"]), list(doc["edges"])
+        new_ids = {str(n["ref"]): str(uuid.uuid4()) for n in nodes}
+        titles: list[str] = []
         cmds: list[Command] = []
         for n in nodes:
-            title = n["title"]
-            base, k = title, 2
-            while title in taken:
-                title, k = f"{base} {k}", k + 1
-            taken.add(title)
-            x, y = n["position"]
-            cmds.append(AddNode(n["type_id"], n["settings"], title=title, node_id=new_ids[n["ref"]],
+            title = eg.unique_title(str(n["title"]), titles)
+            titles.append(title)
+            x, y = (float(v) for v in n["position"])
+            settings = n["settings"]
+            if not isinstance(settings, dict):
+                raise TypeError("settings must be an object")
+            cmds.append(AddNode(str(n["type_id"]), settings, title=title, node_id=new_ids[str(n["ref"])],
                                 position=(x + PASTE_OFFSET, y + PASTE_OFFSET)))
-        cmds += [Connect(new_ids[s], sp, new_ids[d], dp) for s, sp, d, dp in edges if s in new_ids and d in new_ids]
-        if not cmds or not self.push(Batch(cmds, label="paste")):
-            return []
-        self.select(list(new_ids.values()))
-        return list(new_ids.values())
+        for src, src_port, dst, dst_port in edges:
+            if src in new_ids and dst in new_ids:
+                cmds.append(Connect(new_ids[src], str(src_port), new_ids[dst], str(dst_port)))
+        return Batch(cmds, label="paste"), list(new_ids.values())
 
     def duplicate_selected(self) -> list[str]:
         return self.paste() if self.copy_selected() else []
@@ -348,7 +373,7 @@ class CanvasController(QtCore.QObject):
         bd = self.graph.create_node(BackdropNode.type_, name=title, push_undo=False)
         if selected:
             bd.wrap_nodes(selected)
-        self.document.dirty = True
+        self._backdrops_touched()
         return bd
 
     def backdrops_doc(self) -> list[dict[str, Any]]:
@@ -363,14 +388,22 @@ class CanvasController(QtCore.QObject):
             self.document.project.meta["backdrops"] = docs
 
     def _restore_backdrops(self) -> None:
-        for doc in self.document.project.meta.get("backdrops", []):
+        docs = self.document.project.meta.get("backdrops", [])
+        if not isinstance(docs, list):
+            log.warning("ignoring the project's backdrops: meta.backdrops is not a list")
+            return
+        for doc in docs:
             try:
-                bd = self.graph.create_node(BackdropNode.type_, name=str(doc["title"]), push_undo=False,
-                                            selected=False, color=tuple(doc.get("color", (60, 60, 60))))
-                bd.set_pos(*doc["position"])
-                bd.set_size(*doc["size"])
+                title, pos, size = str(doc["title"]), [float(v) for v in doc["position"]], \
+                    [float(v) for v in doc["size"]]
+                color = [int(v) for v in doc.get("color", ())][:3]
+                bd = self.graph.create_node(BackdropNode.type_, name=title, push_undo=False, selected=False)
+                if len(color) == 3:
+                    bd.set_color(*color)
+                bd.set_pos(*pos)
+                bd.set_size(*size)
                 bd.view.setZValue(-2)
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.warning("skipping a malformed backdrop in the project: %s", exc)
 
     # ---- selection and lookups -----------------------------------------------------------------

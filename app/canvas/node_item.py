@@ -11,7 +11,7 @@ from NodeGraphQt.constants import ICON_NODE_BASE, NodeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6 import QtCore, QtGui
 
-from engine.i18n import tr
+from engine.i18n import N_, tr
 
 STATE_COLORS = {
     "idle": "#6b7280",
@@ -23,8 +23,8 @@ STATE_COLORS = {
     "cancelled": "#a855f7",
 }
 STATE_LABELS = {  # translated at display time
-    "idle": "idle", "stale": "stale", "queued": "queued", "running": "running", "done": "done",
-    "failed": "failed", "cancelled": "cancelled",
+    "idle": N_("idle"), "stale": N_("stale"), "queued": N_("queued"), "running": N_("running"), "done": N_("done"),
+    "failed": N_("failed"), "cancelled": N_("cancelled"),
 }
 _STRIP = 4.0
 _FOOTER = 16.0  # room below the ports for the state strip and badge, so they never cover a port label

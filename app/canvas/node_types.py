@@ -43,7 +43,7 @@ def class_name(type_id: str) -> str:
 
 
 def port_tooltip(name: str, port_type: type[PortType], description: str = "") -> str:
-    text = f"{name}: {port_type.type_name}"
+    text = f"{tr(name)}: {port_type.type_name}"
     return text + (f" — {tr(description)}" if description else "")
 
 

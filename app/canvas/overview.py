@@ -5,7 +5,8 @@ A 500-node flow has ~6,000 graphics items (nodes, ports, labels, pipes, arrows);
 scale costs 25-100 ms a frame in Qt's software rasteriser, most of it in NodeGraphQt's Python `paint` methods.
 Below `OVERVIEW_SCALE` nothing is readable anyway, so the scene is rendered once into a pixmap, the items are
 marked `ItemHasNoContents` (Qt skips painting them but still hit-tests them, so clicks and rubber-band selection
-keep working), and panning or zooming draws a single pixmap. Any change re-renders the snapshot shortly after;
+keep working), and panning or zooming draws a single pixmap. The canvas controller invalidates the snapshot on every engine change, selection and state
+change, and it is re-rendered at most every 150 ms;
 pressing the mouse switches back to live items until the button is released, so drags show live feedback.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Overview(QtCore.QObject):
         self._stale = True
         self._pixmap: QtWidgets.QGraphicsPixmapItem | None = None
         self._flagged: list[QtWidgets.QGraphicsItem] = []
+        self.renders = 0  # how many snapshots were rendered (tests and the frame-time benchmark read it)
         self._timer = QtCore.QTimer(self, singleShot=True, interval=150, timeout=self._refresh)
 
     # ---- state changes --------------------------------------------------------------------------
@@ -43,7 +45,7 @@ class Overview(QtCore.QObject):
     def invalidate(self) -> None:
         """Something on the canvas changed: re-render the snapshot soon (if it is showing)."""
         self._stale = True
-        if self.active:
+        if self.active and not self._timer.isActive():  # at most one re-render per interval, even under a stream
             self._timer.start()
 
     def suspend(self) -> None:
@@ -61,12 +63,27 @@ class Overview(QtCore.QObject):
     def _content(self) -> list[QtWidgets.QGraphicsItem]:
         return [i for i in self.view.scene().items() if i is not self._pixmap and i.isVisible()]
 
+    @property
+    def showing_snapshot(self) -> bool:
+        return self.active and self._pixmap is not None and self._pixmap.isVisible()
+
+    @property
+    def snapshot_rect(self) -> QtCore.QRectF:
+        """The scene area the current snapshot covers (empty before the first render)."""
+        if self._pixmap is None:
+            return QtCore.QRectF()
+        return self._pixmap.sceneBoundingRect()
+
     def _render(self) -> None:
         scene = self.view.scene()
         self._set_flags(False)
         if self._pixmap is not None:
             self._pixmap.setVisible(False)
-        rect = scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
+        rect = QtCore.QRectF()
+        for item in self._content():  # not the previous snapshot: it would grow the next one each time
+            if item.parentItem() is None:
+                rect = rect.united(item.sceneBoundingRect())
+        rect = rect.adjusted(-20, -20, 20, 20)
         size = QtCore.QSize(max(1, int(rect.width() * SNAPSHOT_SCALE)), max(1, int(rect.height() * SNAPSHOT_SCALE)))
         image = QtGui.QImage(size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
         image.fill(QtCore.Qt.GlobalColor.transparent)
@@ -86,6 +103,7 @@ class Overview(QtCore.QObject):
         self._pixmap.setPos(rect.topLeft())
         self._pixmap.setScale(1.0 / SNAPSHOT_SCALE)
         self._stale = False
+        self.renders += 1
 
     def _set_flags(self, on: bool) -> None:
         if on:

@@ -110,17 +110,19 @@ class CanvasViewer(NodeViewer):
     def _accepts(self, event: Any) -> bool:
         return event.mimeData().hasFormat(NODE_MIME)
 
+    # Only node types from the palette may be dropped. NodeGraphQt would also take files and import them as its own
+    # sessions, creating canvas nodes the engine does not know.
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if self._accepts(event):
             event.acceptProposedAction()
         else:
-            super().dragEnterEvent(event)
+            event.ignore()
 
     def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:
         if self._accepts(event):
             event.acceptProposedAction()
         else:
-            super().dragMoveEvent(event)
+            event.ignore()
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         timer = QtCore.QElapsedTimer()

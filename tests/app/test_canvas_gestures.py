@@ -7,7 +7,8 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from engine.graph import Edge
-from workbench import close, drag_pipe, drop_node, empty_project, make_window, wait_run
+from workbench import (close, drag_pipe, drop_node, empty_project, make_window, mouse_drag, port_point,
+                       wait_run)
 
 
 @pytest.fixture
@@ -46,10 +47,22 @@ def test_incompatible_drag_is_refused_with_the_reason(qtbot, window):
     automl = drop_node(window, "automl.autogluon", (0, 0))
     write = drop_node(window, "io.write_csv", (400, 0))
     drag_pipe(qtbot, window, automl, "model", write, "table")
-    assert window.document.graph.edges == set()
-    assert window.canvas.canvas_edges() == set()  # the pipe the viewer drew is undone
+    assert window.document.graph.edges == set() and window.canvas.canvas_edges() == set()
     assert "Model" in window.canvas.last_refusal and "Table" in window.canvas.last_refusal
     assert "Model" in window.statusBar().currentMessage()
+
+
+def test_a_pipe_picked_up_and_dropped_on_a_wrong_port_is_put_back(qtbot, window):
+    split = drop_node(window, "features.split", (0, 0))
+    automl = drop_node(window, "automl.autogluon", (300, 0))
+    evaluate = drop_node(window, "evaluate.evaluate", (0, 300))
+    drag_pipe(qtbot, window, split, "train", automl, "train")
+    before = set(window.document.graph.edges)
+    # grab the pipe at AutoML's connected input (the viewer lifts it off) and drop it on Evaluate's report output
+    mouse_drag(qtbot, window, port_point(window, automl, "train", False), port_point(window, evaluate, "report", True))
+    assert "Report" in window.canvas.last_refusal  # a report cannot feed a table input
+    assert window.document.graph.edges == before
+    assert window.canvas.canvas_edges() == before  # the lifted pipe is drawn again
 
 
 def test_undo_redo_of_add_connect_move_settings_delete(qtbot, window):
@@ -176,3 +189,73 @@ def test_tab_search_adds_the_chosen_node_at_the_cursor(qtbot, window):
     window.canvas.viewer.search_triggered.emit(canvas_type, (120.0, 80.0))
     (inst,) = window.document.graph.nodes.values()
     assert inst.type_id == "evaluate.evaluate" and inst.position == (120.0, 80.0)
+
+
+def test_select_all_enables_the_selection_actions(qtbot, window):
+    drop_node(window, "io.read_csv", (0, 0))
+    drop_node(window, "features.split", (300, 0))
+    window.canvas.select([])
+    assert not window.actions_["delete"].isEnabled()
+    window.actions_["select_all"].trigger()
+    assert len(window.canvas.selected_ids()) == 2 and window.actions_["delete"].isEnabled()
+    window.actions_["delete"].trigger()
+    assert window.document.graph.nodes == {}
+
+
+def test_undo_is_enabled_after_a_connection_alone(qtbot, tmp_path):
+    path = empty_project(tmp_path / "u")
+    w = make_window(qtbot)
+    assert w.open_project(path)
+    read = drop_node(w, "io.read_csv", (0, 0))
+    split = drop_node(w, "features.split", (300, 0))
+    assert w.save()
+    w.document.undo_stack._done.clear()  # as if the project had just been opened with these nodes
+    w._update_actions()
+    assert not w.actions_["undo"].isEnabled()
+    drag_pipe(qtbot, w, read, "table", split, "table")
+    assert w.actions_["undo"].isEnabled() and w.windowTitle().startswith("•")
+    close(w)
+
+
+def test_a_malformed_clipboard_is_refused_without_an_exception(qtbot, window):
+    from app.canvas.controller import CLIPBOARD_MIME
+
+    for payload in (b"not json", b'{"nodes": 5, "edges": []}', b'{"nodes": [{"ref": "a"}], "edges": []}',
+                    b'{"nodes": [], "edges": [[1, 2]]}'):
+        mime = QtCore.QMimeData()
+        mime.setData(CLIPBOARD_MIME, payload)
+        QtWidgets.QApplication.clipboard().setMimeData(mime)
+        assert window.canvas.paste() == []
+        assert "clipboard" in window.canvas.last_refusal
+    assert window.document.graph.nodes == {}
+
+
+def test_files_dropped_on_the_canvas_are_not_imported(qtbot, window, tmp_path):
+    from PySide6 import QtGui
+
+    session = tmp_path / "nodegraph.json"
+    session.write_text('{"nodes": {"x": {"type_": "nodeGraphQt.nodes.BackdropNode", "name": "ghost"}}}', "utf-8")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(session))])
+    viewer = window.canvas.viewer
+    enter = QtGui.QDragEnterEvent(QtCore.QPoint(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    viewer.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    viewer.dropEvent(QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                                      QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier))
+    assert window.canvas.graph.all_nodes() == [] and window.document.graph.nodes == {}
+
+
+def test_a_malformed_backdrop_section_does_not_stop_the_project_opening(qtbot, tmp_path):
+    path = empty_project(tmp_path / "b")
+    doc = json.loads(path.read_text("utf-8"))
+    doc["meta"] = {"backdrops": [5, {"title": "ok", "position": [0, 0], "size": [300, 200]}, {"title": "x"}]}
+    path.write_text(json.dumps(doc), "utf-8")
+    w = make_window(qtbot)
+    assert w.open_project(path)
+    assert [b["title"] for b in w.canvas.backdrops_doc()] == ["ok"]
+    doc["meta"] = {"backdrops": 5}
+    path.write_text(json.dumps(doc), "utf-8")
+    assert w.open_project(path) and w.canvas.backdrops_doc() == []
+    close(w)

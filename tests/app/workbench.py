@@ -46,9 +46,11 @@ def port_point(window: MainWindow, node_id: str, port: str, output: bool) -> QtC
 
 def drag_pipe(qtbot, window: MainWindow, src: str, src_port: str, dst: str, dst_port: str) -> None:  # noqa: ANN001
     """Press on an output port and release on an input port, as a user drags a pipe."""
+    mouse_drag(qtbot, window, port_point(window, src, src_port, True), port_point(window, dst, dst_port, False))
+
+
+def mouse_drag(qtbot, window: MainWindow, a: QtCore.QPoint, b: QtCore.QPoint) -> None:  # noqa: ANN001
     viewport = window.canvas.viewer.viewport()
-    a = port_point(window, src, src_port, True)
-    b = port_point(window, dst, dst_port, False)
     qtbot.mousePress(viewport, QtCore.Qt.MouseButton.LeftButton, pos=a)
     qtbot.mouseMove(viewport, pos=(a + b) / 2)
     qtbot.mouseMove(viewport, pos=b)

@@ -10,6 +10,7 @@ from app.canvas.viewer import NODE_MIME
 from app.main_window import MainWindow
 from app.preferences import Preferences
 from engine.project import Project
+from engine.registry import Registry
 from engine.templates import SAMPLE_DATA
 
 RUN_TIMEOUT_MS = 300_000
@@ -61,9 +62,9 @@ def wait_run(qtbot, window: MainWindow, timeout: int = RUN_TIMEOUT_MS) -> None: 
     qtbot.waitUntil(lambda: not window.runner.running, timeout=timeout)
 
 
-def make_window(qtbot, prefs: Preferences | None = None) -> MainWindow:  # noqa: ANN001
+def make_window(qtbot, prefs: Preferences | None = None, registry: Registry | None = None) -> MainWindow:  # noqa: ANN001
     """A shown main window whose questions are answered without a modal dialog (none can be clicked offscreen)."""
-    window = MainWindow(prefs or Preferences())
+    window = MainWindow(prefs or Preferences(), registry)
     window.ask_save_changes = lambda: QtWidgets.QMessageBox.StandardButton.Discard
     window.ask_recover = lambda _recovery: False
     qtbot.addWidget(window)

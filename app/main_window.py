@@ -205,7 +205,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._install_canvas_shortcuts(widget)
         self._update_title()
         self._update_actions()
-        QtCore.QTimer.singleShot(0, self.canvas.fit)
+        QtCore.QTimer.singleShot(0, self.canvas.restore_view)
 
     def _install_canvas_shortcuts(self, widget: QtWidgets.QWidget) -> None:
         """Delete, copy, paste and duplicate act on the canvas only (not on text in the properties panel)."""
@@ -264,7 +264,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         try:
             if self.canvas:
-                self.canvas.store_backdrops()
+                self.canvas.store_canvas_state()
             doc.save()
         except (OSError, LedgerflowError) as exc:
             self.error(tr("Cannot save the project"), str(exc))
@@ -290,7 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
         old_autosaver = self.autosaver
         try:
             if self.canvas:
-                self.canvas.store_backdrops()
+                self.canvas.store_canvas_state()
             doc.save(target)
         except (OSError, LedgerflowError) as exc:
             self.error(tr("Cannot save the project"), str(exc))
@@ -308,7 +308,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def autosave(self) -> None:
         if self.document is not None and self.document.dirty and self.autosaver is not None:
             if self.canvas:
-                self.canvas.store_backdrops()
+                self.canvas.store_canvas_state()
             self.autosaver.save()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API

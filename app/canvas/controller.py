@@ -11,6 +11,7 @@ Large projects are built in bulk: nodes are inserted with their titles precomput
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import logging
 import uuid
@@ -107,10 +108,19 @@ class CanvasController(QtCore.QObject):
     def build(self) -> None:
         """Draw the whole engine graph at once (bulk path; no per-node name scans, no undo entries)."""
         eg = self.document.graph
-        for inst in eg.nodes.values():
-            self._create(inst)
-        for edge in eg.edges:
-            self._ensure_connected(edge)
+        scene = self.viewer.scene()
+        scene.setItemIndexMethod(QtWidgets.QGraphicsScene.ItemIndexMethod.NoIndex)  # index once, not per item
+        gc_was_on = gc.isenabled()
+        gc.disable()  # tens of thousands of new objects, none garbage: collecting them again and again is waste
+        try:
+            for inst in eg.nodes.values():
+                self._create(inst)
+            for edge in eg.edges:
+                self._ensure_connected(edge)
+        finally:
+            if gc_was_on:
+                gc.enable()
+            scene.setItemIndexMethod(QtWidgets.QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         for nid, status in self.document.session.status.items():
             self._paint_state(nid, status.state.value, status.cached, None, status.error, "")
         self._restore_backdrops()
@@ -381,6 +391,11 @@ class CanvasController(QtCore.QObject):
                  "color": list(bd.color())[:3]}
                 for bd in self.graph.all_nodes() if isinstance(bd, BackdropNode)]
 
+    def store_canvas_state(self) -> None:
+        """What only the canvas knows (backdrops, the view) goes into the project's meta section before a save."""
+        self.store_backdrops()
+        self.store_view()
+
     def store_backdrops(self) -> None:
         """Backdrops are canvas-only; they are kept in the project's meta section."""
         docs = self.backdrops_doc()
@@ -440,6 +455,37 @@ class CanvasController(QtCore.QObject):
         nodes = [n for n in self.graph.all_nodes()]
         if nodes:
             self.viewer.zoom_to_nodes([n.view for n in nodes])
+
+    def view_state(self) -> dict[str, Any]:
+        """Where the user was looking (zoom and centre), saved with the project like editors do."""
+        center = self.viewer.mapToScene(self.viewer.viewport().rect().center())
+        return {"zoom": round(self.viewer.transform().m11(), 4), "center": [round(center.x(), 1),
+                                                                           round(center.y(), 1)]}
+
+    def restore_view(self) -> None:
+        """Reopen where the user left off; a project without a saved view is fitted (a small one) or shown at
+        100 % from its first nodes (a large one, whose whole outline would be unreadable)."""
+        doc = self.document.project.meta.get("view")
+        try:
+            zoom, (x, y) = float(doc["zoom"]), (float(v) for v in doc["center"])  # type: ignore[index]
+            if not 0.01 <= zoom <= 10:
+                raise ValueError(zoom)
+        except (TypeError, KeyError, ValueError):
+            if len(self._by_engine) < 150:
+                self.fit()
+                return
+            rect = QtCore.QRectF()
+            for node in self._by_engine.values():
+                rect = rect.united(node.view.sceneBoundingRect())
+            vp = self.viewer.viewport().rect()
+            zoom, x, y = 1.0, rect.left() + vp.width() / 2 - 40, rect.top() + vp.height() / 2 - 40
+        vp = self.viewer.viewport().rect()
+        w, h = vp.width() / zoom, vp.height() / zoom
+        self.viewer._scene_range = QtCore.QRectF(x - w / 2, y - h / 2, w, h)
+        self.viewer._update_scene()
+
+    def store_view(self) -> None:
+        self.document.project.meta["view"] = self.view_state()
 
     # ---- keeping the canvas equal to the engine ------------------------------------------------
     def _ports(self, edge: Edge) -> tuple[Any, Any] | None:

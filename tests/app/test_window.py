@@ -153,3 +153,27 @@ def test_window_title_marks_unsaved_changes(qtbot, tmp_path):
     assert w.save()
     assert not w.windowTitle().startswith("•")
     close(w)
+
+
+def test_the_view_is_saved_with_the_project_and_restored(qtbot, tmp_path):
+    path = empty_project(tmp_path / "view")
+    w = make_window(qtbot)
+    assert w.open_project(path)
+    drop_node(w, "features.split", (0, 0))
+    drop_node(w, "io.read_csv", (2000, 900))
+    viewer = w.canvas.viewer
+    viewer._set_viewer_zoom(240)
+    viewer._set_viewer_pan(120, 40)
+    state = w.canvas.view_state()
+    assert w.save()
+    close(w)
+    w2 = make_window(qtbot)
+    assert w2.open_project(path)
+
+    def restored() -> bool:  # Qt's fit keeps a 2 px margin: the same view within a pixel or two
+        now = w2.canvas.view_state()
+        return (abs(now["zoom"] - state["zoom"]) / state["zoom"] < 0.02
+                and all(abs(a - b) < 5 for a, b in zip(now["center"], state["center"])))
+
+    qtbot.waitUntil(restored, timeout=3000)
+    close(w2)

@@ -2,7 +2,9 @@
 
 Ours: `MainWindow.run_all` until the window reports the run done (engine events crossing into Qt, canvas states,
 progress and logs drawn, the report shown). Anchor: `Session.run()` with no GUI. Both start from a fresh copy of
-the project (nothing cached) and the same AutoML budget. Target: GUI <= 1.1x headless.
+the project (nothing cached) and the same AutoML budget. AutoGluon's own run time varies by several percent between identical runs, so the two
+are interleaved (GUI first, so warm-up costs fall on it) and the best of each is compared. Target: GUI <= 1.1x
+headless.
 """
 from __future__ import annotations
 
@@ -52,13 +54,18 @@ def in_gui(folder: Path, time_limit: int) -> float:
     return elapsed
 
 
-def main(time_limit: int = 30) -> dict:
+def main(time_limit: int = 30, rounds: int = 2) -> dict:
     app = qt_app()  # noqa: F841
+    gui_runs, headless_runs = [], []
     with scratch_folder("lf-bench-run-") as folder:
-        ours = in_gui(folder / "gui", time_limit)  # first: any warm-up cost falls on the GUI, not the anchor
-        anchor = headless(folder / "headless", time_limit)
-        report("credit-risk run, GUI vs headless (s)", ours, anchor, "s", "<= 1.1x headless", ours <= 1.1 * anchor)
-        return {"gui_s": ours, "headless_s": anchor}
+        for i in range(rounds):
+            gui_runs.append(in_gui(folder / f"gui-{i}", time_limit))
+            headless_runs.append(headless(folder / f"headless-{i}", time_limit))
+    ours, anchor = min(gui_runs), min(headless_runs)
+    report("credit-risk run, GUI vs headless (s)", ours, anchor, "s", "<= 1.1x headless", ours <= 1.1 * anchor)
+    print(f"{'':<44} GUI runs {', '.join(f'{t:.1f}' for t in gui_runs)} s; headless runs "
+          f"{', '.join(f'{t:.1f}' for t in headless_runs)} s")
+    return {"gui_s": gui_runs, "headless_s": headless_runs}
 
 
 if __name__ == "__main__":

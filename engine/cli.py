@@ -201,6 +201,43 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return sample_main(args.rest)
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Profile a data file without building a workflow: the Profile node's analysis on the reader's output."""
+    from engine.executors.base import run_inline
+    from engine.fileio import atomic_write_text
+    from nodes.explore.profile import ProfileSettings, build_report, profile_table
+    from nodes.io.csv_reader import ReadCSV
+    from nodes.io.parquet_reader import ReadParquet
+
+    path = Path(args.file).expanduser().resolve()
+    reader = ReadParquet if path.suffix.lower() == ".parquet" or path.is_dir() else ReadCSV
+    loaded = run_inline(reader, {}, {"path": str(path)})
+    if loaded.error is not None:
+        raise LedgerflowError(loaded.error)
+    assert loaded.outputs is not None
+    settings = ProfileSettings(target=args.target)
+    result = profile_table(loaded.outputs["table"], settings)
+    if args.html:
+        atomic_write_text(Path(args.html), build_report(result).to_html())
+    if args.json:
+        _print_json(result.to_json())
+        return EXIT_OK
+    print(tr("{path}: {rows:,} rows × {cols} columns{sampled}", path=path, rows=result.rows, cols=result.columns,
+             sampled=tr(" (statistics on a sample of {n:,} rows)", n=result.profiled_rows) if result.sampled else ""))
+    for alert in result.alerts:
+        marker = f" [{alert.sensitivity}]" if alert.sensitivity else ""
+        print(f"  {alert.kind:<17}{marker} {alert.message}")
+    if not result.alerts:
+        print("  " + tr("no data-quality alerts"))
+    if result.target_stats:
+        print(tr("Strongest predictors of {target} (information value):", target=args.target))
+        for t in result.target_stats[:10]:
+            print(f"  {t.column:<30} IV {t.iv:7.3f}   AUC {t.auc if t.auc is not None else float('nan'):.3f}")
+    if args.html:
+        print(tr("Report written to {path}", path=args.html))
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from app.main import run_gui  # Qt is imported only here, never by the engine itself
 
@@ -247,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     nw.add_argument("--name", help=tr("project name"))
     nw.add_argument("--time-limit", type=int, default=60, help=tr("AutoML time budget in seconds"))
     nw.set_defaults(func=cmd_new)
+
+    pf = sub.add_parser("profile", help=tr("profile a CSV or Parquet file: statistics and data-quality alerts"))
+    pf.add_argument("file", help=tr("CSV or Parquet file (or a folder of Parquet files)"))
+    pf.add_argument("--target", metavar="COLUMN", help=tr("binary outcome column: adds IV, AUC and event rates"))
+    pf.add_argument("--html", metavar="OUT.html", help=tr("also write the report as one self-contained HTML page"))
+    pf.add_argument("--json", action="store_true", help=tr("print per-column statistics and alerts as JSON"))
+    pf.set_defaults(func=cmd_profile)
 
     gui = sub.add_parser("gui", help=tr("open the workbench window"))
     gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))

@@ -1,11 +1,10 @@
 """Test helpers: run one node in one line, as Orange's `send_signal`/`get_output` do for widgets."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.executors.base import NodeTask, execute_task
+from engine.executors.base import run_inline
 from engine.sdk import Node
 
 
@@ -19,12 +18,7 @@ class NodeFailed(AssertionError):
 def run_node(node_cls: type[Node], inputs: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
              *, seed: int = 42, project_dir: Path | None = None, workdir: Path | None = None) -> dict[str, Any]:
     """Run a node's compute in-process exactly as an executor would; raise NodeFailed with the node's error."""
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="ledgerflow-test-"))
-    task = NodeTask(node_cls=node_cls, settings=settings or {}, inputs=inputs or {}, node_id="test-node",
-                    title=node_cls.title or node_cls.__name__, seed=seed,
-                    project_dir=str(project_dir) if project_dir else None, workdir=str(workdir))
-    events: list[tuple[str, Any]] = []
-    outcome = execute_task(task, lambda k, p: events.append((k, p)), lambda: False)
+    outcome = run_inline(node_cls, inputs, settings, seed=seed, project_dir=project_dir, workdir=workdir)
     if outcome.error is not None:
         raise NodeFailed(outcome.error, outcome.traceback, outcome.input_error)
     assert outcome.outputs is not None

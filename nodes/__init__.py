@@ -2,9 +2,10 @@
 from nodes.automl.predict import Predict
 from nodes.automl.train import AutoML
 from nodes.evaluate.evaluate import Evaluate
+from nodes.explore.profile import Profile
 from nodes.features.split import Split
 from nodes.io.csv_reader import ReadCSV
 from nodes.io.parquet_reader import ReadParquet
 from nodes.io.writers import WriteCSV, WriteParquet
 
-NODES = [ReadCSV, ReadParquet, WriteCSV, WriteParquet, Split, AutoML, Evaluate, Predict]
+NODES = [ReadCSV, ReadParquet, WriteCSV, WriteParquet, Profile, Split, AutoML, Evaluate, Predict]

@@ -23,7 +23,7 @@ PLACEHOLDER_TYPE = f"{IDENTIFIER}.Placeholder"
 ICONS = Path(__file__).resolve().parent.parent.parent / "resources" / "icons"
 CATEGORY_COLORS = {  # muted node body colours per category, readable with white text
     "Data sources": (38, 70, 83), "Data sinks": (38, 70, 83), "Features": (52, 73, 94),
-    "Modeling": (74, 55, 99), "Evaluation": (99, 60, 45),
+    "Modeling": (74, 55, 99), "Evaluation": (99, 60, 45), "Exploration": (30, 78, 92),
 }
 
 

@@ -120,3 +120,16 @@ def execute_task(task: NodeTask, emit: EventSink, is_cancelled: Callable[[], boo
             raise
         return TaskOutcome(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
                            duration_s=time.perf_counter() - t0, host=host)
+
+
+def run_inline(node_cls: type[Node], inputs: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+               *, seed: int = 42, project_dir: Path | None = None, workdir: Path | None = None,
+               emit: EventSink | None = None) -> TaskOutcome:
+    """Run one node's compute in this process, outside any project (tests, `ledgerflow profile`)."""
+    import tempfile
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="ledgerflow-"))
+    task = NodeTask(node_cls=node_cls, settings=settings or {}, inputs=inputs or {}, node_id="inline",
+                    title=node_cls.title or node_cls.__name__, seed=seed,
+                    project_dir=str(project_dir) if project_dir else None, workdir=str(workdir))
+    return execute_task(task, emit or (lambda kind, payload: None), lambda: False)

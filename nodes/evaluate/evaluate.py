@@ -1,19 +1,18 @@
 """Evaluate: score a held-out table and report AUC/KS/Gini (binary), RMSE/MAE/R² (regression) with plots."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import polars as pl
 from pydantic import Field
 
 from engine.errors import NodeInputError
-from engine.i18n import N_, current_language, tr
+from engine.i18n import N_, tr
 from engine.ports import Model, Report, ReportPort, Table
 from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl.flavors import Scores, score
 from nodes.columns import require_columns
 from nodes.evaluate import metrics as m
+from nodes.plotting import figure
 
 
 class EvaluateSettings(NodeSettings):
@@ -23,35 +22,16 @@ class EvaluateSettings(NodeSettings):
                              description=N_("Probability at or above which a row is predicted positive"))
 
 
-# Chinese labels need a CJK font. matplotlib's per-glyph fallback does not reach fonts inside .ttc collections
-# (how Debian ships Noto CJK), so for Chinese the CJK fonts come first; they carry Latin glyphs too.
-_LATIN = ["DejaVu Sans"]
-_CJK = ["Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei"]
-
-
-@lru_cache(maxsize=1)
-def _configure_fonts() -> None:
-    """Once per process, before the first figure (rcParams are global; pyplot is not used, so plotting in
-    several node threads at once is safe)."""
-    import matplotlib
-
-    chinese = current_language().startswith("zh")
-    matplotlib.rcParams["font.sans-serif"] = _CJK + _LATIN if chinese else _LATIN + _CJK
-    matplotlib.rcParams["axes.unicode_minus"] = False
-
-
 def _plots(report: Report, y: np.ndarray, s: np.ndarray) -> None:
-    _configure_fonts()
     _roc_plot(report, y, s)
     _ks_plot(report, y, s)
 
 
 def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray) -> None:
-    from matplotlib.figure import Figure
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y, s)
-    fig = Figure(figsize=(5, 4.2))
+    fig = figure(5, 4.2)
     ax = fig.subplots()
     ax.plot(fpr, tpr, lw=2, label=f"AUC = {report.metrics['auc']:.3f}")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
@@ -63,13 +43,11 @@ def _roc_plot(report: Report, y: np.ndarray, s: np.ndarray) -> None:
 
 
 def _ks_plot(report: Report, y: np.ndarray, s: np.ndarray) -> None:
-    from matplotlib.figure import Figure
-
     order = np.sort(s)
     pos = np.searchsorted(np.sort(s[y == 1]), order, side="right") / max(1, (y == 1).sum())
     neg = np.searchsorted(np.sort(s[y == 0]), order, side="right") / max(1, (y == 0).sum())
     k = int(np.argmax(np.abs(neg - pos)))
-    fig = Figure(figsize=(5, 4.2))
+    fig = figure(5, 4.2)
     ax = fig.subplots()
     ax.plot(order, neg, lw=2, label=tr("Non-defaults (negatives)"))
     ax.plot(order, pos, lw=2, label=tr("Defaults (positives)"))

@@ -1,0 +1,83 @@
+"""Profiling a synthetic bank table of 1,000,000 rows × 50 columns: the Profile node's analysis against polars'
+`describe()`, each in its own process so peak memory is comparable.
+
+The table: 30 numeric, 15 categorical (one with 100,000 distinct values), 5 date columns, 5% nulls everywhere.
+The issue's main anchor, ydata-profiling in minimal mode, needs numpy/matplotlib/scipy versions older than this
+project's lock, so it is not installed here; see the README.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from bench.common import report
+
+
+def bank_table(rows: int = 1_000_000, seed: int = 11) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {}
+    for i in range(30):
+        cols[f"num_{i}"] = rng.lognormal(8, 1, rows) if i % 3 == 0 else rng.normal(i, 1 + i, rows)
+    for i in range(14):
+        cols[f"cat_{i}"] = rng.choice([f"c{k}" for k in range(3 + i * 3)], rows)
+    cols["merchant_id"] = rng.integers(0, 100_000, rows).astype(str)  # high cardinality
+    base = np.datetime64("2020-01-01")
+    for i in range(5):
+        cols[f"date_{i}"] = base + rng.integers(0, 2000, rows).astype("timedelta64[D]")
+    df = pl.DataFrame(cols)
+    mask = rng.random((rows, df.width)) < 0.05
+    return df.with_columns([pl.when(pl.lit(pl.Series(mask[:, j]))).then(None).otherwise(pl.col(c)).alias(c)
+                            for j, c in enumerate(df.columns)])
+
+
+def _run(kind: str, path: str, out: mp.Queue) -> None:  # runs in a fresh process
+    df = pl.read_parquet(path)
+    t0 = time.perf_counter()
+    if kind == "ours":
+        from nodes.explore.profile import ProfileSettings, build_report, profile_table
+
+        result = profile_table(df, ProfileSettings())
+        build_report(result)
+        detail = len(result.alerts)
+    else:
+        detail = df.describe().height
+    out.put(json.dumps({"s": time.perf_counter() - t0, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                        / 1024, "detail": detail}))
+
+
+def measure(kind: str, path: Path) -> dict:
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(kind, str(path), queue))
+    proc.start()
+    result = json.loads(queue.get(timeout=1800))
+    proc.join()
+    return result
+
+
+def main() -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="lf-bench-profile-"))
+    try:
+        path = folder / "bank.parquet"
+        bank_table().write_parquet(path)
+        ours, describe = measure("ours", path), measure("describe", path)
+        report("profile 1M rows x 50 cols (s)", ours["s"], describe["s"], "s", "(polars describe, for scale)", True)
+        report("profile 1M rows x 50 cols, peak RSS (MB)", ours["peak_mb"], describe["peak_mb"], "MB",
+               "(polars describe)", True)
+        print(f"{'':<44} ours: full profile with correlations, histograms, alerts and report figures "
+              f"({ours['detail']} alerts); describe: {describe['detail']} summary rows per column")
+        return {"ours": ours, "describe": describe}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SAMPLE := out/sample-project
 
-.PHONY: venv run run-headless screenshots test bench lock clean
+.PHONY: venv run run-headless screenshots test bench bench-anchors lock clean
 
 venv: $(VENV)/.installed
 
@@ -44,8 +44,13 @@ test: venv
 bench: venv
 	$(BIN)/python -m bench
 
+# Tools the benchmarks compare against that cannot share the lock (ydata-profiling pins older numpy/matplotlib).
+bench-anchors:
+	test -x .venv-anchors/bin/pip || $(PYTHON) -m venv .venv-anchors
+	.venv-anchors/bin/pip install --quiet --disable-pip-version-check -r bench/anchors/requirements.txt
+
 lock: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .venv-anchors out .pytest_cache

@@ -26,6 +26,7 @@ from nodes.explore.stats import (ColumnProfile, TargetStat, correlations, duplic
                                  sample_for_profile, target_analysis)
 from nodes.plotting import figure
 
+CORRELATION_ROWS = 200_000  # rank correlations need a sort per column; beyond this a sample changes the 3rd decimal
 ALERT_COLUMNS = {"kind": pl.Utf8, "column": pl.Utf8, "sensitivity": pl.Utf8, "message": pl.Utf8}
 
 
@@ -58,6 +59,7 @@ class ProfileResult:
     sampled: bool
     profiled_rows: int
     duplicate_rows: int
+    correlation_rows: int  # rows the correlations were computed on (a sample of big tables)
     profiles: list[ColumnProfile]
     correlations: dict[str, pl.DataFrame]
     target: str | None
@@ -67,7 +69,8 @@ class ProfileResult:
     def to_json(self) -> dict[str, Any]:
         """Per-column statistics and every alert, as plain JSON (for `ledgerflow profile --json`)."""
         return {"rows": self.rows, "columns": self.columns, "sampled": self.sampled,
-                "profiled_rows": self.profiled_rows, "duplicate_rows": self.duplicate_rows, "target": self.target,
+                "profiled_rows": self.profiled_rows, "correlation_rows": self.correlation_rows,
+                "duplicate_rows": self.duplicate_rows, "target": self.target,
                 "column_stats": [dataclasses.asdict(p) for p in self.profiles],
                 "target_stats": [dataclasses.asdict(t) for t in self.target_stats],
                 "alerts": [dataclasses.asdict(a) for a in self.alerts]}
@@ -88,8 +91,10 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
         except ValueError as exc:
             raise NodeInputError(str(exc)) from None
     dups = duplicate_rows(data)
+    corr_data, _ = sample_for_profile(data, CORRELATION_ROWS, seed)
     result = ProfileResult(rows=df.height, columns=df.width, sampled=sampled, profiled_rows=data.height,
-                           duplicate_rows=dups, profiles=profiles, correlations=correlations(data, profiles),
+                           duplicate_rows=dups, correlation_rows=corr_data.height, profiles=profiles,
+                           correlations=correlations(corr_data, profiles),
                            target=settings.target, target_stats=target_stats, alerts=[])
     result.alerts = alerts_for(result, data, settings, seed)
     return result
@@ -146,6 +151,9 @@ def build_report(result: ProfileResult) -> Report:
     if result.sampled:
         report.notes.append(tr("Statistics were computed on a seeded sample of {n:,} of the {total:,} rows.",
                                n=result.profiled_rows, total=result.rows))
+    if result.correlation_rows < result.profiled_rows:
+        report.notes.append(tr("Correlations were computed on a seeded sample of {n:,} rows.",
+                               n=result.correlation_rows))
     if result.alerts:
         report.tables[tr("Alerts")] = alerts_table(result.alerts)
     report.tables[tr("Columns")] = _columns_table(result.profiles)

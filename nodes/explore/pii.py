@@ -154,16 +154,17 @@ def detect_pii(df: pl.DataFrame, *, min_share: float = 0.5, sample: int = 10_000
 def _sampled_text(col: pl.Series, sample: int, seed: int) -> pl.Series | None:
     """Up to `sample` non-null, non-blank values as stripped text; None for dtypes that cannot hold personal data."""
     dtype = col.dtype
-    if dtype.is_integer():
-        col = col.drop_nulls()
-    elif dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
-        col = col.cast(pl.String).str.strip_chars()
-        col = col.filter(col.is_not_null() & (col != ""))  # blanks are how CSV exports spell missing
-    else:
+    text = dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
+    if not (text or dtype.is_integer()):
         return None
-    if len(col) > sample:
+    col = col.drop_nulls()
+    if len(col) > sample:  # sample first: stripping a million strings per column would dominate profiling
         col = col.sample(n=sample, seed=seed)
-    return col.cast(pl.String)
+    col = col.cast(pl.String)
+    if text:
+        col = col.str.strip_chars()
+        col = col.filter(col != "")  # blanks are how CSV exports spell missing
+    return col
 
 
 def _best_finding(name: str, values: pl.Series, min_share: float) -> PiiFinding | None:

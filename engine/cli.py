@@ -207,10 +207,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from engine.fileio import atomic_write_text
     from nodes.explore.profile import ProfileSettings, build_report, profile_table
     from nodes.io.csv_reader import ReadCSV
+    from nodes.io.excel_reader import ReadExcel
     from nodes.io.parquet_reader import ReadParquet
 
     path = Path(args.file).expanduser().resolve()
-    reader = ReadParquet if path.suffix.lower() == ".parquet" or path.is_dir() else ReadCSV
+    suffix = path.suffix.lower()
+    reader = (ReadParquet if suffix == ".parquet" or path.is_dir() else
+              ReadExcel if suffix in (".xlsx", ".xlsm", ".xls", ".ods") else ReadCSV)
     loaded = run_inline(reader, {}, {"path": str(path)})
     if loaded.error is not None:
         raise LedgerflowError(loaded.error)
@@ -285,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     nw.add_argument("--time-limit", type=int, default=60, help=tr("AutoML time budget in seconds"))
     nw.set_defaults(func=cmd_new)
 
-    pf = sub.add_parser("profile", help=tr("profile a CSV or Parquet file: statistics and data-quality alerts"))
-    pf.add_argument("file", help=tr("CSV or Parquet file (or a folder of Parquet files)"))
+    pf = sub.add_parser("profile", help=tr("profile a CSV, Excel or Parquet file: statistics and data-quality alerts"))
+    pf.add_argument("file", help=tr("CSV, Excel (first sheet) or Parquet file, or a folder of Parquet files"))
     pf.add_argument("--target", metavar="COLUMN", help=tr("binary outcome column: adds IV, AUC and event rates"))
     pf.add_argument("--html", metavar="OUT.html", help=tr("also write the report as one self-contained HTML page"))
     pf.add_argument("--json", action="store_true", help=tr("print per-column statistics and alerts as JSON"))

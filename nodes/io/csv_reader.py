@@ -14,7 +14,7 @@ from engine.errors import NodeInputError
 from engine.i18n import N_, tr
 from engine.ports import Table
 from engine.sdk import Context, FingerprintContext, Node, NodeSettings, node
-from nodes.io.common import POLARS_TYPES, ColumnType, require_file
+from nodes.io.common import ColumnType, cast_strings, require_file
 
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "gbk", "gb18030"]
 _SNIFF_BYTES = 64 * 1024
@@ -118,24 +118,6 @@ def _describe_bad(path: Path, header: list[str], rec: tuple[int, int, int]) -> s
                   path=path, line=start, n=n, expected=expected, col=expected + 1)
     return tr("{path}: line {line}: found {n} fields but the header has {expected}; column {col} ({name!r}) "
               "is missing", path=path, line=start, n=n, expected=expected, col=n + 1, name=header[n])
-
-
-_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "y": True,
-               "n": False, "t": True, "f": False, "是": True, "否": False}
-
-
-def cast_strings(source: pl.Series, kind: str) -> pl.Series:
-    """Parse a string column as `kind`; values that do not parse become null (the caller reports them)."""
-    if kind == "str":
-        return source
-    text = source.str.strip_chars()
-    if kind == "bool":
-        return text.str.to_lowercase().replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
-    if kind == "date":
-        return text.str.to_date(strict=False)
-    if kind == "datetime":
-        return text.str.to_datetime(strict=False, time_unit="us")
-    return text.cast(POLARS_TYPES[kind], strict=False)
 
 
 def _data_line_of_row(text: str, delimiter: str, has_header: bool, row_index: int, skip: set[int]) -> int:

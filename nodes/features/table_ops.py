@@ -1,0 +1,127 @@
+"""Table operations analysts do all day: a derived column, filtering rows, selecting/renaming/casting columns.
+
+Expressions are the safe language of `nodes.features.expressions` (parsed to polars, never evaluated as Python),
+so a project file from someone else cannot run code, and a typo is reported at its column in the expression.
+"""
+from __future__ import annotations
+
+import polars as pl
+from pydantic import Field
+
+from engine.errors import NodeInputError
+from engine.i18n import N_, tr
+from engine.ports import Table
+from engine.sdk import Context, Node, NodeSettings, node
+from nodes.columns import require_columns
+from nodes.features.expressions import ExpressionError, parse_expression
+from nodes.io.common import POLARS_TYPES, ColumnType, cast_strings
+
+
+def _evaluate(table: pl.DataFrame, text: str, what: str, build) -> pl.DataFrame:  # noqa: ANN001
+    """Parse `text` against the table's columns and apply `build(expr)`; both kinds of failure name the setting."""
+    try:
+        expr = parse_expression(text, table.columns)
+    except ExpressionError as exc:
+        raise NodeInputError(tr("{what}: {error}", what=what, error=exc)) from None
+    try:
+        return build(expr)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise NodeInputError(tr("{what}: the expression cannot be computed on this table: {error}", what=what,
+                                error=str(exc).splitlines()[0])) from None
+
+
+class DeriveSettings(NodeSettings):
+    name: str = Field(min_length=1, title=N_("New column"), description=N_("Name of the column to add (or replace)"))
+    expression: str = Field(min_length=1, title=N_("Expression"), description=N_(
+        "e.g. monthly_debt / (annual_income / 12), if(age < 25, 'young', 'other'), year(opened)"))
+
+
+@node("features.derive", version=1, title=N_("Derived column"), category=N_("Features"), icon="derive")
+class DeriveColumn(Node):
+    """Add a column computed from others with a safe expression (arithmetic, comparisons, functions)."""
+
+    inputs = {"table": Table}
+    outputs = {"table": Table}
+    Settings = DeriveSettings
+
+    def compute(self, inputs: dict, settings: DeriveSettings, ctx: Context) -> dict:
+        table: pl.DataFrame = inputs["table"]
+        if settings.name in table.columns:
+            ctx.log.info("replacing the existing column %r", settings.name)
+        out = _evaluate(table, settings.expression, tr("Expression"),
+                        lambda e: table.with_columns(e.alias(settings.name)))
+        return {"table": out}
+
+
+class FilterSettings(NodeSettings):
+    condition: str = Field(min_length=1, title=N_("Keep rows where"),
+                           description=N_("e.g. age >= 18 and region in ('华东', 'North') and not is_null(income)"))
+
+
+@node("features.filter", version=1, title=N_("Filter rows"), category=N_("Features"), icon="filter")
+class FilterRows(Node):
+    """Keep the rows where a condition holds (rows where it is null are dropped)."""
+
+    inputs = {"table": Table}
+    outputs = {"table": Table}
+    Settings = FilterSettings
+
+    def compute(self, inputs: dict, settings: FilterSettings, ctx: Context) -> dict:
+        table: pl.DataFrame = inputs["table"]
+
+        def keep(expr: pl.Expr) -> pl.DataFrame:
+            mask = table.select(expr.alias("_keep")).to_series()
+            if mask.dtype != pl.Boolean:
+                raise NodeInputError(tr("Keep rows where: the condition gives {dtype} values, not true/false; "
+                                        "compare it, e.g. amount > 0", dtype=mask.dtype))
+            return table.filter(mask.fill_null(False))
+
+        out = _evaluate(table, settings.condition, tr("Keep rows where"), keep)
+        ctx.log.info("kept %d of %d rows", out.height, table.height)
+        return {"table": out}
+
+
+class SelectSettings(NodeSettings):
+    columns: list[str] = Field(default_factory=list, title=N_("Keep columns"),
+                               description=N_("In this order; empty keeps every column"))
+    rename: dict[str, str] = Field(default_factory=dict, title=N_("Rename"), description=N_("old name → new name"))
+    cast: dict[str, ColumnType] = Field(default_factory=dict, title=N_("Change types"))
+
+
+@node("features.select", version=1, title=N_("Select columns"), category=N_("Features"), icon="select")
+class SelectColumns(Node):
+    """Keep, reorder, rename and retype columns."""
+
+    inputs = {"table": Table}
+    outputs = {"table": Table}
+    Settings = SelectSettings
+
+    def compute(self, inputs: dict, settings: SelectSettings, ctx: Context) -> dict:
+        table: pl.DataFrame = inputs["table"]
+        require_columns(table, settings.columns, tr("Keep columns"))
+        require_columns(table, list(settings.rename), tr("Rename"))
+        require_columns(table, list(settings.cast), tr("Change types"))
+        for col, kind in settings.cast.items():
+            table = table.with_columns(_cast(table[col], kind).alias(col))
+        if settings.columns:
+            table = table.select(settings.columns)
+        names = [settings.rename.get(c, c) for c in table.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise NodeInputError(tr("Rename would give several columns the name {names}", names=", ".join(duplicated)))
+        return {"table": table.rename({k: v for k, v in settings.rename.items() if k in table.columns})}
+
+
+def _cast(source: pl.Series, kind: str) -> pl.Series:
+    """Cast a column; values that cannot be converted are an error naming the first one (never silent nulls)."""
+    if source.dtype == pl.String:
+        cast = cast_strings(source, kind)
+    else:
+        cast = source.cast(POLARS_TYPES[kind], strict=False)
+    failed = (cast.is_null() & source.is_not_null()).arg_true()
+    if len(failed):
+        row = int(failed[0])
+        raise NodeInputError(tr("Change types: column {name!r}, row {row}: cannot convert {value!r} to {kind} "
+                                "({n} values fail)", name=source.name, row=row + 1, value=source[row], kind=kind,
+                                n=len(failed)))
+    return cast

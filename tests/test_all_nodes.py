@@ -36,7 +36,7 @@ def test_settings_schema_round_trip(cls):
     assert schema["type"] == "object"
     for name, field in cls.Settings.model_fields.items():
         assert field.title, f"{cls.type_id}.{name} needs a title for the properties panel"
-    required = {n: _example(schema["properties"][n]) for n in schema.get("required", [])}
+    required = {n: _example(schema["properties"][n], schema) for n in schema.get("required", [])}
     settings = cls.Settings.model_validate({**default_settings(cls), **required})
     dumped = settings.model_dump(mode="json")
     assert cls.Settings.model_validate(dumped).model_dump(mode="json") == dumped
@@ -55,6 +55,14 @@ def test_compute_is_picklable(cls):
     assert pickle.loads(pickle.dumps(cls().compute)).__func__ is cls.compute  # pickle-ok: same
 
 
-def _example(prop: dict):
+def _example(prop: dict, root: dict):
+    """A valid value for a JSON-schema property: honours enums, minimum list lengths and nested models."""
+    if "$ref" in prop:
+        model = root["$defs"][prop["$ref"].rsplit("/", 1)[-1]]
+        return {n: _example(model["properties"][n], root) for n in model.get("required", [])}
+    if "enum" in prop:
+        return prop["enum"][0]
     kind = prop.get("type") or next((a.get("type") for a in prop.get("anyOf", []) if a.get("type") != "null"), None)
-    return {"string": "x", "integer": 1, "number": 0.5, "boolean": True, "array": [], "object": {}}.get(kind, "x")
+    if kind == "array":
+        return [_example(prop.get("items", {"type": "string"}), root)] * prop.get("minItems", 0)
+    return {"string": "x", "integer": 1, "number": 0.5, "boolean": True, "object": {}}.get(kind, "x")

@@ -5,6 +5,8 @@ so a project file from someone else cannot run code, and a typo is reported at i
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import polars as pl
 from pydantic import Field
 
@@ -125,3 +127,102 @@ def _cast(source: pl.Series, kind: str) -> pl.Series:
                                 "({n} values fail)", name=source.name, row=row + 1, value=source[row], kind=kind,
                                 n=len(failed)))
     return cast
+
+
+JoinHow = Literal["inner", "left", "full", "semi", "anti"]
+
+
+class JoinSettings(NodeSettings):
+    left_on: list[str] = Field(min_length=1, title=N_("Key columns (left)"))
+    right_on: list[str] = Field(default_factory=list, title=N_("Key columns (right)"),
+                                description=N_("Empty: the same names as on the left"))
+    how: JoinHow = Field("left", title=N_("Keep"), description=N_(
+        "inner: matching rows; left: every left row; full: every row; semi: left rows with a match; anti: left "
+        "rows without one"))
+    suffix: str = Field("_right", min_length=1, title=N_("Suffix for clashing right columns"))
+
+
+@node("features.join", version=1, title=N_("Join"), category=N_("Features"), icon="join")
+class Join(Node):
+    """Combine two tables on key columns."""
+
+    inputs = {"left": Table, "right": Table}
+    outputs = {"table": Table}
+    Settings = JoinSettings
+
+    def compute(self, inputs: dict, settings: JoinSettings, ctx: Context) -> dict:
+        left, right = inputs["left"], inputs["right"]
+        right_on = settings.right_on or settings.left_on
+        if len(right_on) != len(settings.left_on):
+            raise NodeInputError(tr("Join: {n} key columns on the left but {m} on the right; give the same number",
+                                    n=len(settings.left_on), m=len(right_on)))
+        require_columns(left, settings.left_on, tr("Key columns (left)"))
+        require_columns(right, right_on, tr("Key columns (right)"))
+        left, right = _align_key_types(left, right, settings.left_on, right_on)
+        out = left.join(right, left_on=settings.left_on, right_on=right_on, how=settings.how,
+                        suffix=settings.suffix, coalesce=True)
+        ctx.log.info("%s join: %d left rows, %d right rows -> %d rows", settings.how, left.height, right.height,
+                     out.height)
+        return {"table": out}
+
+
+def _align_key_types(left: pl.DataFrame, right: pl.DataFrame, left_on: list[str],
+                     right_on: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Numeric keys of different widths are widened to a common type; keys of different kinds (a number against
+    text) are an error, because silently casting one would drop or mismatch rows."""
+    for lc, rc in zip(left_on, right_on):
+        lt, rt = left.schema[lc], right.schema[rc]
+        if lt == rt:
+            continue
+        if lt.is_numeric() and rt.is_numeric():
+            common = pl.Float64 if (lt.is_float() or rt.is_float()) else pl.Int64
+            left, right = left.with_columns(pl.col(lc).cast(common)), right.with_columns(pl.col(rc).cast(common))
+            continue
+        raise NodeInputError(tr(
+            "Join keys have different types: left {lc!r} is {lt}, right {rc!r} is {rt}. Convert one with Select "
+            "columns (Change types) so both are the same.", lc=lc, lt=lt, rc=rc, rt=rt))
+    return left, right
+
+
+AggFunction = Literal["sum", "mean", "median", "min", "max", "std", "count", "n_unique", "first", "last"]
+
+
+class Aggregation(NodeSettings):
+    column: str = Field(min_length=1, title=N_("Column"))
+    function: AggFunction = Field("sum", title=N_("Function"))
+    name: str | None = Field(None, title=N_("Result name"), description=N_("Empty: column_function"))
+
+
+class GroupBySettings(NodeSettings):
+    by: list[str] = Field(min_length=1, title=N_("Group columns"))
+    aggregations: list[Aggregation] = Field(min_length=1, title=N_("Aggregations"), description=N_(
+        'e.g. [{"column": "amount", "function": "sum"}, {"column": "txn_id", "function": "count"}]'))
+
+
+@node("features.group_by", version=1, title=N_("Group by"), category=N_("Features"), icon="group")
+class GroupBy(Node):
+    """Aggregate rows per group (sum, mean, count, …), one row per group, in a stable order."""
+
+    inputs = {"table": Table}
+    outputs = {"table": Table}
+    Settings = GroupBySettings
+
+    def compute(self, inputs: dict, settings: GroupBySettings, ctx: Context) -> dict:
+        table: pl.DataFrame = inputs["table"]
+        require_columns(table, settings.by, tr("Group columns"))
+        require_columns(table, [a.column for a in settings.aggregations], tr("Aggregations"))
+        exprs, names = [], []
+        for agg in settings.aggregations:
+            if agg.function in ("sum", "mean", "median", "std") and not table.schema[agg.column].is_numeric():
+                raise NodeInputError(tr("Aggregations: {fn} needs a numeric column, but {col!r} is {dtype}",
+                                        fn=agg.function, col=agg.column, dtype=table.schema[agg.column]))
+            name = agg.name or f"{agg.column}_{agg.function}"
+            names.append(name)
+            col = pl.col(agg.column)
+            exprs.append((col.count() if agg.function == "count" else getattr(col, agg.function)()).alias(name))
+        clash = sorted({n for n in names if names.count(n) > 1 or n in settings.by})
+        if clash:
+            raise NodeInputError(tr("Aggregations: result names repeat or clash with the group columns: {names}",
+                                    names=", ".join(clash)))
+        out = table.group_by(settings.by, maintain_order=True).agg(exprs)
+        return {"table": out}

@@ -66,3 +66,45 @@ def test_select_rename_and_cast(loans):
         run_node(SelectColumns, {"table": loans}, {"rename": {"region": "age"}})
     with pytest.raises(NodeFailed, match="'nope' is not in the table"):
         run_node(SelectColumns, {"table": loans}, {"columns": ["nope"]})
+
+
+def test_join_keeps_rows_by_kind_and_widens_numeric_keys():
+    from nodes.features.table_ops import Join
+
+    customers = pl.DataFrame({"customer_id": pl.Series([1, 2, 3], dtype=pl.Int32), "name": ["张三", "李四", "王五"]})
+    txns = pl.DataFrame({"customer_id": [1, 1, 3, 9], "amount": [10.0, 5.0, 7.5, 1.0], "name": ["a", "b", "c", "d"]})
+    left = run_node(Join, {"left": customers, "right": txns}, {"left_on": ["customer_id"]})["table"]
+    assert left.height == 4 and left.columns == ["customer_id", "name", "amount", "name_right"]
+    assert left.filter(pl.col("customer_id") == 2)["amount"].to_list() == [None]
+    inner = run_node(Join, {"left": customers, "right": txns}, {"left_on": ["customer_id"], "how": "inner"})["table"]
+    assert inner.height == 3
+    anti = run_node(Join, {"left": customers, "right": txns}, {"left_on": ["customer_id"], "how": "anti"})["table"]
+    assert anti["name"].to_list() == ["李四"]
+
+
+def test_join_keys_of_different_kinds_are_refused_with_both_types():
+    from nodes.features.table_ops import Join
+
+    left = pl.DataFrame({"id": [1, 2]})
+    right = pl.DataFrame({"cust": ["1", "2"], "x": [1, 2]})
+    with pytest.raises(NodeFailed, match=r"left 'id' is Int64, right 'cust' is String"):
+        run_node(Join, {"left": left, "right": right}, {"left_on": ["id"], "right_on": ["cust"]})
+    with pytest.raises(NodeFailed, match="1 key columns on the left but 2 on the right"):
+        run_node(Join, {"left": left, "right": right}, {"left_on": ["id"], "right_on": ["cust", "x"]})
+
+
+def test_group_by_aggregates_in_group_order():
+    from nodes.features.table_ops import GroupBy
+
+    txns = pl.DataFrame({"customer": ["b", "a", "b", "a", "b"], "amount": [1.0, 2.0, 3.0, None, 5.0],
+                         "txn": [1, 2, 3, 4, 5]})
+    out = run_node(GroupBy, {"table": txns}, {"by": ["customer"], "aggregations": [
+        {"column": "amount", "function": "sum"}, {"column": "txn", "function": "count", "name": "n"},
+        {"column": "amount", "function": "max"}]})["table"]
+    assert out.to_dicts() == [{"customer": "b", "amount_sum": 9.0, "n": 3, "amount_max": 5.0},
+                              {"customer": "a", "amount_sum": 2.0, "n": 2, "amount_max": 2.0}]
+    with pytest.raises(NodeFailed, match="sum needs a numeric column, but 'customer' is String"):
+        run_node(GroupBy, {"table": txns}, {"by": ["txn"], "aggregations": [{"column": "customer", "function": "sum"}]})
+    with pytest.raises(NodeFailed, match="clash with the group columns: customer"):
+        run_node(GroupBy, {"table": txns}, {"by": ["customer"], "aggregations": [
+            {"column": "amount", "function": "sum", "name": "customer"}]})

@@ -347,8 +347,8 @@ class MainWindow(QtWidgets.QMainWindow):
             raise LedgerflowError(tr("No project is open"))
         return self.document.push(command)
 
-    def _columns_for(self, node_id: str) -> list[str]:
-        return upstream_columns(self.document, node_id) if self.document else []
+    def _columns_for(self, node_id: str, port: str = "") -> list[str]:
+        return upstream_columns(self.document, node_id, port) if self.document else []
 
     def _project_dir(self) -> Path | None:
         return self.document.project.directory if self.document else None

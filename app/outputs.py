@@ -124,15 +124,16 @@ class OutputPresenter(QtCore.QObject):
         return None
 
 
-def upstream_columns(document: Document, node_id: str) -> list[str]:
-    """Columns of the table feeding the node's first connected Table input (for column pickers)."""
+def upstream_columns(document: Document, node_id: str, port: str = "") -> list[str]:
+    """Columns of the table feeding the node's first connected Table input, or input `port` when given (for
+    column pickers: a window node's entity column comes from its events input, its as-of column from entities)."""
     graph = document.graph
     cls = graph.node_class(node_id)
     if cls is None:
         return []
     for edge in graph.incoming(node_id):
         spec = cls.input_ports.get(edge.dst_port)
-        if spec is None or not issubclass(spec.type, Table):
+        if spec is None or not issubclass(spec.type, Table) or (port and edge.dst_port != port):
             continue
         cols = _output_columns(document, edge.src, edge.src_port)
         if cols:

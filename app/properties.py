@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Literal, Union
 
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.commands import Command, SetSettings, UpdateNode
 from engine.errors import LedgerflowError
@@ -29,9 +29,13 @@ from engine.graph import Graph, NodeInstance
 from engine.i18n import tr
 from engine.sdk import Node
 
+if typing.TYPE_CHECKING:
+    from app.preview import PreviewDialog
+
 log = logging.getLogger("ledgerflow.app.properties")
 
-Kind = Literal["choice", "bool", "int", "float", "text", "file", "save-file", "column", "choices", "strings", "json"]
+Kind = Literal["choice", "bool", "int", "float", "text", "file", "save-file", "folder", "column", "choices",
+               "strings", "json", "multiline", "secret"]
 Commit = Callable[[Any], None]
 Fail = Callable[[str], None]
 ProjectDir = Callable[[], "Path | None"]
@@ -67,6 +71,7 @@ class FieldSpec:
     min_exclusive: bool = False
     max_exclusive: bool = False
     file_filter: str = ""
+    port: str = ""  # column pickers: the input port whose table lists the columns ("" = the first connected)
     container: type | None = None  # list/dict for JSON editors: what an empty text stands for
 
 
@@ -113,8 +118,8 @@ def describe_field(name: str, info: FieldInfo) -> FieldSpec:
     if annotation in (int, float):
         return FieldSpec(kind="int" if annotation is int else "float", **_bounds(info.metadata), **base)
     if annotation is str:
-        kind = widget if widget in ("file", "save-file", "column") else "text"
-        return FieldSpec(kind=kind, file_filter=str(extra.get("filter", "")), **base)
+        kind = widget if widget in ("file", "save-file", "folder", "column", "multiline", "secret") else "text"
+        return FieldSpec(kind=kind, file_filter=str(extra.get("filter", "")), port=str(extra.get("port", "")), **base)
     if origin is list and len(args) == 1 and typing.get_origin(args[0]) is Literal:
         return FieldSpec(kind="choices", choices=typing.get_args(args[0]), **base)
     if origin is list and args == (str,):
@@ -322,14 +327,14 @@ class TextEditor(FieldEditor):
         self.edit = QtWidgets.QLineEdit()
         self.edit.editingFinished.connect(lambda: self._commit(self._value(self.edit.text())))
         self.input = self.widget = self.edit
-        if spec.kind in ("file", "save-file"):
+        if spec.kind in ("file", "save-file", "folder"):
             browse = QtWidgets.QPushButton(tr("Browse…"))
             browse.setObjectName(f"browse:{spec.name}")
             browse.clicked.connect(self._browse)
             self.widget = _hbox(self.edit, browse)
 
     def _value(self, text: str) -> Any:
-        return self._empty(text.strip() if self.spec.kind in ("file", "save-file") else text)
+        return self._empty(text.strip() if self.spec.kind in ("file", "save-file", "folder") else text)
 
     def load(self, value: Any) -> None:
         with _blocked(self.edit):
@@ -348,7 +353,9 @@ class TextEditor(FieldEditor):
 
     def _browse(self) -> None:
         filters = ";;".join(f for f in (self.spec.file_filter, tr("All files (*)")) if f)
-        if self.spec.kind == "file":
+        if self.spec.kind == "folder":
+            path = QtWidgets.QFileDialog.getExistingDirectory(self.widget, tr("Choose a folder"), self._start())
+        elif self.spec.kind == "file":
             path, _ = QtWidgets.QFileDialog.getOpenFileName(self.widget, tr("Choose a file"), self._start(), filters)
         else:
             path, _ = QtWidgets.QFileDialog.getSaveFileName(self.widget, tr("Save as"), self._start(), filters)
@@ -474,14 +481,104 @@ class JsonEditor(FieldEditor):
             self.edit.setText("" if value is None else json.dumps(value, ensure_ascii=False))
 
 
+class MultilineEditor(FieldEditor):
+    """Long text (an SQL query): a plain-text box committed when it loses focus or on Ctrl+Enter."""
+
+    def __init__(self, spec: FieldSpec, commit: Commit, fail: Fail) -> None:
+        super().__init__(spec, commit, fail)
+        self.box = QtWidgets.QPlainTextEdit()
+        self.box.setTabChangesFocus(True)
+        self.box.setMinimumHeight(90)
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        self.box.setFont(font)
+        self.box.installEventFilter(_CommitOnLeave(self.box, self._finish))
+        self.input = self.widget = self.box
+
+    def _finish(self) -> None:
+        self._commit(self._empty(self.box.toPlainText()))
+
+    def load(self, value: Any) -> None:
+        with _blocked(self.box):
+            self.box.setPlainText("" if value is None else str(value))
+
+
+class _CommitOnLeave(QtCore.QObject):
+    def __init__(self, parent: QtCore.QObject, finish: Callable[[], None]) -> None:
+        super().__init__(parent)
+        self._finish = finish
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QtCore.QEvent.Type.FocusOut:
+            self._finish()
+        elif (event.type() == QtCore.QEvent.Type.KeyPress and event.key() in (QtCore.Qt.Key.Key_Return,
+              QtCore.Qt.Key.Key_Enter) and event.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier):
+            self._finish()
+            return True
+        return False
+
+
+class SecretEditor(FieldEditor):
+    """A password: typed into a masked box and stored in this computer's encrypted vault; the setting (and so the
+    project file) only ever holds the vault reference. `env:NAME` is kept as typed (read from the environment)."""
+
+    def __init__(self, spec: FieldSpec, commit: Commit, fail: Fail) -> None:
+        super().__init__(spec, commit, fail)
+        self.line = QtWidgets.QLineEdit()
+        self.line.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
+        self.line.editingFinished.connect(self._on_finished)
+        self.clear = QtWidgets.QToolButton()
+        self.clear.setText(tr("Forget"))
+        self.clear.setObjectName(f"forget:{spec.name}")
+        self.clear.setToolTip(tr("Remove the stored password from this node"))
+        self.clear.clicked.connect(lambda: self._commit(""))
+        self.input = self.line
+        self.widget = _hbox(self.line, self.clear)
+        self._stored = ""
+
+    def _on_finished(self) -> None:
+        text = self.line.text()
+        if not text:
+            return
+        if text.startswith("env:"):
+            ref = text
+        else:
+            from engine.secrets import put_secret
+
+            try:
+                ref = put_secret(text, label=self.spec.title)
+            except LedgerflowError as exc:
+                self._fail(str(exc))
+                return
+        with _blocked(self.line):
+            self.line.clear()
+        self._commit(ref)
+
+    def load(self, value: Any) -> None:
+        self._stored = str(value or "")
+        with _blocked(self.line):
+            self.line.clear()
+        if self._stored.startswith("env:"):
+            hint = tr("read from the environment variable {name}", name=self._stored[4:])
+        elif self._stored:
+            hint = tr("stored in this computer's vault; type to replace")
+        else:
+            hint = tr("type the password (kept in the encrypted vault, never in the project)")
+        self.line.setPlaceholderText(hint)
+        self.clear.setEnabled(bool(self._stored))
+
+
 def make_editor(spec: FieldSpec, commit: Commit, fail: Fail, project_dir: ProjectDir | None = None) -> FieldEditor:
+    if spec.kind == "multiline":
+        return MultilineEditor(spec, commit, fail)
+    if spec.kind == "secret":
+        return SecretEditor(spec, commit, fail)
     if spec.kind == "choice":
         return ChoiceEditor(spec, commit, fail)
     if spec.kind == "bool":
         return BoolEditor(spec, commit, fail)
     if spec.kind in ("int", "float"):
         return NumberEditor(spec, commit, fail)
-    if spec.kind in ("text", "file", "save-file"):
+    if spec.kind in ("text", "file", "save-file", "folder"):
         return TextEditor(spec, commit, fail, project_dir)
     if spec.kind == "column":
         return ColumnEditor(spec, commit, fail)
@@ -525,6 +622,7 @@ class PropertiesPanel(QtWidgets.QWidget):
         self._issues: QtWidgets.QLabel | None = None
         self._raw: QtWidgets.QPlainTextEdit | None = None
         self._wheel_guard = _WheelGuard(self)
+        self.preview_dialog: PreviewDialog | None = None
 
         self.setObjectName("properties")
         self.setStyleSheet(_STYLE)
@@ -655,7 +753,29 @@ class PropertiesPanel(QtWidgets.QWidget):
             about.setObjectName("node-description")
             about.setWordWrap(True)
             layout.addWidget(about)
+        if cls is not None and cls.has_preview():
+            button = QtWidgets.QPushButton(tr("Preview data…"))
+            button.setObjectName("preview")
+            button.setToolTip(tr("Show the columns, their types and the first rows without running the flow"))
+            button.clicked.connect(partial(self.open_preview, inst.id))
+            layout.addWidget(button, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
         return box
+
+    def open_preview(self, node_id: str) -> "PreviewDialog | None":
+        """The source's schema and first rows; type overrides chosen there are undoable setting changes."""
+        from app.preview import PreviewDialog
+
+        cls = self.graph.node_class(node_id)
+        if cls is None or node_id not in self.graph.nodes:
+            return None
+        if self.preview_dialog is not None:
+            self.preview_dialog.close()
+        self.preview_dialog = PreviewDialog(
+            cls, self.graph.node(node_id).title, lambda: self.graph.node(node_id).settings,
+            self._project_dir() if self._project_dir else None,
+            lambda types: self._commit(node_id, "column_types", types), self)
+        self.preview_dialog.show()
+        return self.preview_dialog
 
     def _placeholder(self, inst: NodeInstance) -> QtWidgets.QWidget:
         """A node whose type is missing keeps its settings verbatim: show why, and the settings read-only."""
@@ -715,19 +835,20 @@ class PropertiesPanel(QtWidgets.QWidget):
                 self._title_edit.setText(inst.title)
         if self._raw is not None:
             self._raw.setPlainText(json.dumps(inst.settings, indent=2, ensure_ascii=False, default=str))
-        columns = self._columns(inst.id)
+        by_port: dict[str, list[str]] = {}
         for name, ed in self._editors.items():
-            ed.set_columns(columns)
+            if ed.spec.kind == "column" and ed.spec.port not in by_port:
+                by_port[ed.spec.port] = self._columns(inst.id, ed.spec.port)
+            ed.set_columns(by_port.get(ed.spec.port, []))
             if name not in skip:
                 ed.load(inst.settings.get(name))
         self._show_problems()
 
-    def _columns(self, node_id: str) -> list[str]:
-        """Upstream column names for column pickers; a failure there must not break editing."""
-        if not any(ed.spec.kind == "column" for ed in self._editors.values()):
-            return []
+    def _columns(self, node_id: str, port: str = "") -> list[str]:
+        """Upstream column names for column pickers (of one input port when the field names it); a failure there
+        must not break editing."""
         try:
-            return list(self._columns_for(node_id))
+            return list(self._columns_for(node_id, port) if port else self._columns_for(node_id))
         except Exception:  # noqa: BLE001 - the provider belongs to the app shell; log and offer free text
             log.exception("columns_for(%s) failed", node_id)
             return []

@@ -48,6 +48,8 @@ def large_project(folder: Path, scale: int = 1, seed: int = 7) -> tuple[Path, in
             {"label": "default"} if type_id == "automl.autogluon" else {}
         inst = graph.add_node(type_id, settings, position=(col * 300.0, row * 130.0))
         for port, spec in cls.input_ports.items():
+            if not spec.required:  # optional inputs (a fitted transform) stay unconnected, as they usually are
+                continue
             pool = producers[spec.type.type_name]
             near = [p for p in pool[-60:] if abs(p[3] - row) <= 3 and p[2] >= col - 2] or pool[-5:]
             src, src_port, _, _ = rng.choice(near)

@@ -295,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--json", action="store_true", help=tr("print per-column statistics and alerts as JSON"))
     pf.set_defaults(func=cmd_profile)
 
+    from engine import cli_features
+
+    cli_features.add_parser(sub)
+
     gui = sub.add_parser("gui", help=tr("open the workbench window"))
     gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))
     gui.add_argument("--lang", choices=SUPPORTED_LANGUAGES, default=argparse.SUPPRESS,

@@ -183,7 +183,7 @@ class Graph:
             type_id=cls.type_id,
             type_version=cls.version,
             title=title or self.unique_title(tr(cls.title)),
-            settings={**default_settings(cls), **copy.deepcopy(settings or {})},
+            settings=cls.scrub_settings({**default_settings(cls), **copy.deepcopy(settings or {})}),
             position=position,
             plugin={"distribution": prov.distribution, "version": prov.version},
         )
@@ -258,7 +258,9 @@ class Graph:
 
     def replace_settings(self, node_id: str, settings: dict[str, Any]) -> None:
         inst = self.node(node_id)
-        inst.settings = copy.deepcopy(settings)
+        cls = self.node_class(node_id)
+        settings = copy.deepcopy(settings)
+        inst.settings = cls.scrub_settings(settings) if cls is not None else settings
         self.events.emit(ev.SETTINGS_CHANGED, node=inst)
 
     def update_node(self, node_id: str, **changes: Any) -> None:

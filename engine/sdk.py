@@ -177,6 +177,22 @@ class Node:
         return None
 
     @classmethod
+    def scrub_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Take secrets out of settings before the graph stores them (and so before any project file is written):
+        e.g. a password pasted inside a database URL. Default: unchanged."""
+        return settings
+
+    @classmethod
+    def preview(cls, settings: Any, ctx: Context, rows: int) -> Any | None:
+        """Source nodes: the first `rows` rows as `compute` would read them (types and overrides applied), read
+        cheaply, so the app can show the schema before anything runs. None: this node type has no preview."""
+        return None
+
+    @classmethod
+    def has_preview(cls) -> bool:
+        return cls.preview.__func__ is not Node.preview.__func__  # type: ignore[attr-defined]
+
+    @classmethod
     def resources(cls) -> dict[str, float]:
         """Dask worker resources this node needs; GPU nodes only go to workers that declare GPU."""
         return {"GPU": 1} if cls.gpu else {}

@@ -1,14 +1,33 @@
-"""Ledgerflow's built-in node library, registered through the `ledgerflow.nodes` entry point like any plugin."""
-from nodes.automl.predict import Predict
-from nodes.automl.train import AutoML
-from nodes.evaluate.evaluate import Evaluate
-from nodes.explore.profile import Profile
-from nodes.features.split import Split
-from nodes.features.table_ops import DeriveColumn, FilterRows, GroupBy, Join, SelectColumns
-from nodes.io.csv_reader import ReadCSV
-from nodes.io.excel_reader import ReadExcel
-from nodes.io.parquet_reader import ReadParquet
-from nodes.io.writers import WriteCSV, WriteParquet
+"""Ledgerflow's built-in node library, registered through the `ledgerflow.nodes` entry point like any plugin.
 
-NODES = [ReadCSV, ReadExcel, ReadParquet, WriteCSV, WriteParquet, Profile, FilterRows, SelectColumns, DeriveColumn,
-         Join, GroupBy, Split, AutoML, Evaluate, Predict]
+`NODES` is built on first access (PEP 562), so importing one node module (a worker running Profile, the
+`ledgerflow profile` command) does not import every node type and its libraries.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NODE_CLASSES = [
+    ("nodes.io.csv_reader", "ReadCSV"), ("nodes.io.excel_reader", "ReadExcel"),
+    ("nodes.io.parquet_reader", "ReadParquet"), ("nodes.io.sql_reader", "ReadSQL"), ("nodes.io.writers", "WriteCSV"), ("nodes.io.writers", "WriteParquet"),
+    ("nodes.explore.profile", "Profile"),
+    ("nodes.features.table_ops", "FilterRows"), ("nodes.features.table_ops", "SelectColumns"),
+    ("nodes.features.table_ops", "DeriveColumn"), ("nodes.features.table_ops", "Join"),
+    ("nodes.features.table_ops", "GroupBy"), ("nodes.features.split", "Split"),
+    ("nodes.features.dates", "DateParts"), ("nodes.features.windows", "WindowAggregates"),
+    ("nodes.features.transforms.impute", "Impute"), ("nodes.features.transforms.scale", "Scale"),
+    ("nodes.features.transforms.encode", "Encode"), ("nodes.features.transforms.binning", "Binning"),
+    ("nodes.features.autofeatures", "AutoFeatures"), ("nodes.features.apply_transform", "ApplyTransform"),
+    ("nodes.featurestore.nodes", "RegisterFeatureView"), ("nodes.featurestore.nodes", "Materialize"),
+    ("nodes.featurestore.nodes", "GetFeatures"),
+    ("nodes.automl.train", "AutoML"), ("nodes.evaluate.evaluate", "Evaluate"), ("nodes.automl.predict", "Predict"),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NODES":
+        classes = [getattr(importlib.import_module(module), cls) for module, cls in _NODE_CLASSES]
+        globals()["NODES"] = classes
+        return classes
+    raise AttributeError(f"module 'nodes' has no attribute {name!r}")

@@ -15,7 +15,8 @@ import polars as pl
 
 from engine.errors import NodeInputError
 from engine.i18n import tr
-from engine.ports import ModelRef
+from engine.ports import FittedTransform, ModelRef
+from nodes.features.fitted import apply_transform
 
 
 @dataclass
@@ -38,6 +39,9 @@ def load_autogluon(model: ModelRef) -> Any:
 def score(model: ModelRef, table: pl.DataFrame) -> Scores:
     if model.flavor != "autogluon":
         raise NodeInputError(tr("Model flavor {flavor!r} is not supported by this node", flavor=model.flavor))
+    spec = model.info.get("transform")
+    if spec:  # the preparation fitted on the training data travels with the model
+        table = apply_transform(FittedTransform(spec["kind"], spec["params"], tuple(spec["columns"])), table)
     features = model.info.get("features", [])
     missing = [c for c in features if c not in table.columns]
     if missing:

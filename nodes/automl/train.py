@@ -15,8 +15,8 @@ from pydantic import Field
 
 from engine.errors import NodeInputError
 from engine.i18n import N_, tr
-from engine.ports import Model, ModelRef, Table
-from engine.sdk import Context, Node, NodeSettings, node
+from engine.ports import FittedTransformPort, Model, ModelRef, Table
+from engine.sdk import Context, Node, NodeSettings, PortSpec, node
 from nodes.columns import require_columns
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -102,7 +102,10 @@ def check_label(table: pl.DataFrame, settings: AutoMLSettings) -> pl.DataFrame:
 class AutoML(Node):
     """Train and ensemble many models with AutoGluon within a time budget."""
 
-    inputs = {"train": Table}
+    inputs = {"train": Table,
+              "transform": PortSpec("transform", FittedTransformPort, required=False, description=N_(
+                  "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and "
+                  "Export prepare new data exactly the same way"))}
     outputs = {"model": Model, "leaderboard": Table}
     Settings = AutoMLSettings
 
@@ -152,6 +155,9 @@ class AutoML(Node):
             "positive_class": str(predictor.positive_class) if predictor.problem_type == "binary" else None,
             "train_rows": table.height,
         }
+        transform = inputs.get("transform")
+        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
+            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
         ctx.progress(1.0)
         board = pl.from_pandas(leaderboard)
         return {"model": ModelRef("autogluon", path, info), "leaderboard": board}

@@ -167,7 +167,8 @@ class _Ordered:
     values: np.ndarray
     missing: int
     infinite: int
-    runs: np.ndarray  # lengths of runs of equal sorted values
+    distinct: int  # distinct values, ±inf included
+    longest_run: int  # occurrences of the most frequent value
 
     @classmethod
     def of(cls, series: pl.Series) -> _Ordered:
@@ -176,11 +177,18 @@ class _Ordered:
         s = np.sort(x[finite])
         missing = int(np.isnan(x).sum())
         infinite = len(x) - missing - len(s)
-        runs = np.diff(np.concatenate(([0], np.flatnonzero(s[1:] != s[:-1]) + 1, [len(s)]))) if len(s) else s
+        changes = s[1:] != s[:-1]
+        distinct = int(np.count_nonzero(changes)) + 1 if len(s) else 0
+        if distinct == len(s):  # all different (continuous data): no run lengths to build
+            runs = np.ones(min(len(s), 1), dtype=np.int64)
+        else:
+            runs = np.diff(np.concatenate(([0], np.flatnonzero(changes) + 1, [len(s)])))
         if infinite:  # ±inf are values too, for distinct counts and the top share
-            runs = np.concatenate((runs, [np.count_nonzero(x == np.inf), np.count_nonzero(x == -np.inf)]))
-            runs = runs[runs > 0]
-        return cls(s, missing, infinite, runs.astype(np.int64))
+            extra = np.array([np.count_nonzero(x == np.inf), np.count_nonzero(x == -np.inf)])
+            extra = extra[extra > 0]
+            distinct += len(extra)
+            runs = np.concatenate((runs, extra))
+        return cls(s, missing, infinite, distinct, int(runs.max()) if len(runs) else 0)
 
 
 def _histogram(s: np.ndarray) -> list[tuple[float, float, int]]:
@@ -198,8 +206,8 @@ def _order_stats(p: ColumnProfile, o: _Ordered) -> None:
     """Quantiles, distinct values, top share, zeros, histogram and outliers of one numeric column."""
     s = o.values
     p.infinite = o.infinite
-    p.distinct, p.distinct_share = len(o.runs), _share(len(o.runs), p.count)
-    p.top_share = _share(int(o.runs.max()) if len(o.runs) else 0, p.count)
+    p.distinct, p.distinct_share = o.distinct, _share(o.distinct, p.count)
+    p.top_share = _share(o.longest_run, p.count)
     p.zeros = int(np.searchsorted(s, 0.0, "right") - np.searchsorted(s, 0.0, "left"))
     if not len(s):
         return
@@ -469,7 +477,7 @@ def _is_positive_label(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in POSITIVE_LABELS
 
 
-def _event_value(known: pl.Series) -> Any:
+def event_value(known: pl.Series) -> Any:
     """The event: the value that reads as 1/True/"1"/"yes", else the minority class (ties: the later label)."""
     values = sorted(known.unique().to_list(), key=str)
     marked = [v for v in values if _is_positive_label(v)]
@@ -491,7 +499,7 @@ def _event_indicator(df: pl.DataFrame, target: str) -> tuple[pl.DataFrame, np.nd
     if distinct != 2:
         raise ValueError(tr("Target column {target!r} must be binary (exactly two distinct values), but it has "
                             "{n} distinct non-missing values", target=target, n=distinct))
-    event = _event_value(known)
+    event = event_value(known)
     data = df.filter(t.is_not_null()) if t.null_count() else df
     return data, (known == event).to_numpy().astype(np.int64)
 

@@ -19,6 +19,7 @@ from nodes.io.common import ColumnType, cast_strings, require_file
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "gbk", "gb18030"]
 _SNIFF_BYTES = 64 * 1024
 _MAX_REPORTED = 5
+_PREVIEW_BYTES = 1 << 20  # a preview parses at most the first MiB
 
 
 class ReadCSVSettings(NodeSettings):
@@ -154,52 +155,66 @@ class ReadCSV(Node):
 
     def compute(self, inputs: dict, settings: ReadCSVSettings, ctx: Context) -> dict:
         path = require_file(ctx.resolve_path(settings.path))
-        raw = path.read_bytes()
-        if not raw.strip(b" \t\r\n\xef\xbb\xbf"):
-            raise NodeInputError(tr("{path} is empty: it has no header and no rows", path=path))
-        text, encoding = decode(raw, settings.encoding, path)
-        del raw
-        delimiter = sniff_delimiter(text) if settings.delimiter == "auto" else settings.delimiter
-        ctx.log.info("encoding %s, delimiter %r", encoding, delimiter)
-        ctx.progress(0.1, tr("checking rows"))
-        header, bad, blank = _scan(text, delimiter, settings.has_header)
-        if bad and settings.on_bad_rows == "fail":
-            more = tr(" ({n} malformed rows in all; choose 'skip' to drop them)", n=len(bad)) if len(bad) > 1 else ""
-            raise NodeInputError(_describe_bad(path, header, bad[0]) + more)
-        drop = set(blank)
-        for start, end, _ in bad:
-            drop.update(range(start, end + 1))
-        if bad:
-            ctx.log.warning(tr("skipped {n} malformed rows (first at line {line})", n=len(bad), line=bad[0][0]))
-        original = text  # line numbers in messages refer to the file as it is on disk
-        if drop:
-            text = _drop_lines(text, drop)
-        unknown = sorted(set(settings.column_types) - set(header))
-        if unknown:
-            raise NodeInputError(tr("Column types name columns that are not in {path}: {cols}. Columns: {have}",
-                                    path=path, cols=", ".join(unknown), have=", ".join(header)))
-        ctx.check_cancelled()
-        ctx.progress(0.3, tr("parsing"))
-        data = text.encode("utf-8")
-        try:
-            table = pl.read_csv(io.BytesIO(data), separator=delimiter, has_header=settings.has_header,
-                                new_columns=None if settings.has_header else header, infer_schema_length=None,
-                                null_values=settings.null_values, try_parse_dates=True,
-                                schema_overrides={c: pl.String for c in settings.column_types})
-        except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError) as exc:
-            raise NodeInputError(tr("{path}: cannot parse the file: {exc}", path=path,
-                                    exc=str(exc).splitlines()[0])) from None
-        for col, kind in settings.column_types.items():
-            source = table[col]
-            cast = cast_strings(source, kind)
-            failed = (cast.is_null() & source.is_not_null()).arg_true()
-            if len(failed):
-                row = int(failed[0])
-                line = _data_line_of_row(original, delimiter, settings.has_header, row, drop)
-                raise NodeInputError(tr(
-                    "{path}: line {line}, column {name!r}: cannot read {value!r} as {kind} ({n} values in this "
-                    "column fail). Fix the data or change the column type.", path=path, line=line, name=col,
-                    value=source[row], kind=kind, n=len(failed)))
-            table = table.with_columns(cast.alias(col))
-        ctx.progress(1.0)
-        return {"table": table}
+        return {"table": _read(path.read_bytes(), settings, path, ctx)}
+
+    @classmethod
+    def preview(cls, settings: ReadCSVSettings, ctx: Context, rows: int) -> pl.DataFrame:
+        """The first rows, parsed from the head of the file only (whole lines), exactly as a run reads them."""
+        path = require_file(ctx.resolve_path(settings.path))
+        with open(path, "rb") as fh:
+            head = fh.read(_PREVIEW_BYTES)
+            if len(head) == _PREVIEW_BYTES:  # cut at the last line break so no row is half read
+                head = head[: head.rfind(b"\n") + 1] or head
+        return _read(head, settings, path, ctx, rows=rows)
+
+
+def _read(raw: bytes, settings: ReadCSVSettings, path: Path, ctx: Context, rows: int | None = None) -> pl.DataFrame:
+    """Decode, check rows, parse and apply the type overrides; every failure names the file, line and column."""
+    if not raw.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise NodeInputError(tr("{path} is empty: it has no header and no rows", path=path))
+    text, encoding = decode(raw, settings.encoding, path)
+    del raw
+    delimiter = sniff_delimiter(text) if settings.delimiter == "auto" else settings.delimiter
+    ctx.log.info("encoding %s, delimiter %r", encoding, delimiter)
+    ctx.progress(0.1, tr("checking rows"))
+    header, bad, blank = _scan(text, delimiter, settings.has_header)
+    if bad and settings.on_bad_rows == "fail":
+        more = tr(" ({n} malformed rows in all; choose 'skip' to drop them)", n=len(bad)) if len(bad) > 1 else ""
+        raise NodeInputError(_describe_bad(path, header, bad[0]) + more)
+    drop = set(blank)
+    for start, end, _ in bad:
+        drop.update(range(start, end + 1))
+    if bad:
+        ctx.log.warning(tr("skipped {n} malformed rows (first at line {line})", n=len(bad), line=bad[0][0]))
+    original = text  # line numbers in messages refer to the file as it is on disk
+    if drop:
+        text = _drop_lines(text, drop)
+    unknown = sorted(set(settings.column_types) - set(header))
+    if unknown:
+        raise NodeInputError(tr("Column types name columns that are not in {path}: {cols}. Columns: {have}",
+                                path=path, cols=", ".join(unknown), have=", ".join(header)))
+    ctx.check_cancelled()
+    ctx.progress(0.3, tr("parsing"))
+    data = text.encode("utf-8")
+    try:
+        table = pl.read_csv(io.BytesIO(data), separator=delimiter, has_header=settings.has_header,
+                            new_columns=None if settings.has_header else header, infer_schema_length=None,
+                            null_values=settings.null_values, try_parse_dates=True, n_rows=rows,
+                            schema_overrides={c: pl.String for c in settings.column_types})
+    except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError) as exc:
+        raise NodeInputError(tr("{path}: cannot parse the file: {exc}", path=path,
+                                exc=str(exc).splitlines()[0])) from None
+    for col, kind in settings.column_types.items():
+        source = table[col]
+        cast = cast_strings(source, kind)
+        failed = (cast.is_null() & source.is_not_null()).arg_true()
+        if len(failed):
+            row = int(failed[0])
+            line = _data_line_of_row(original, delimiter, settings.has_header, row, drop)
+            raise NodeInputError(tr(
+                "{path}: line {line}, column {name!r}: cannot read {value!r} as {kind} ({n} values in this "
+                "column fail). Fix the data or change the column type.", path=path, line=line, name=col,
+                value=source[row], kind=kind, n=len(failed)))
+        table = table.with_columns(cast.alias(col))
+    ctx.progress(1.0)
+    return table

@@ -57,26 +57,29 @@ def test_new_and_run_on_gbk_data_with_chinese_columns_matches_autogluon(tmp_path
     predictions = pl.read_csv(proj / "outputs" / "predictions.csv")
     assert {"prediction", "probability", "是否违约"} <= set(predictions.columns)
 
-    # AutoGluon called directly on the very same split gives the same AUC.
+    # AutoGluon called directly on the very same prepared training table, scoring the test part prepared with the
+    # training-fitted transform, gives the same AUC.
     from autogluon.tabular import TabularPredictor
     from sklearn.metrics import roc_auc_score
 
     from engine.scheduler import Session
+    from nodes.features.fitted import apply_transform
 
     project = Project.load(proj)
     with Session(project) as s:
-        split = node_by_type(project, "features.split")
-        train, test = s.output(split, "train"), s.output(split, "test")
+        split, woe = node_by_type(project, "features.split"), node_by_type(project, "features.binning")
+        test = s.output(split, "test")
+        train, transform = s.output(woe, "table"), s.output(woe, "transform")
     direct = TabularPredictor(label="是否违约", problem_type="binary", eval_metric="roc_auc", verbosity=0,
                               path=str(tmp_path / "direct"), learner_kwargs={"random_state": 42})
     direct.fit(train.to_pandas(), time_limit=300, presets="medium_quality", included_model_types=["GBM"])
-    proba = direct.predict_proba(test.drop("是否违约").to_pandas())[1].to_numpy()
+    proba = direct.predict_proba(apply_transform(transform, test).drop("是否违约").to_pandas())[1].to_numpy()
     assert metrics["auc"] == pytest.approx(roc_auc_score(test["是否违约"].to_numpy(), proba), abs=1e-9)
 
     again = json.loads(lf("run", str(proj), "--json", check_rc=0).stdout)
     assert all(n["cached"] for n in again["nodes"]) and again["metrics"] == doc["metrics"]
     runs = json.loads(lf("runs", str(proj), "--json", check_rc=0).stdout)["records"]
-    assert len(runs) == 6 and {r["outcome"] for r in runs} == {"done"}
+    assert len(runs) == 9 and {r["outcome"] for r in runs} == {"done"}
 
 
 @pytest.mark.slow
@@ -93,13 +96,14 @@ def test_run_sends_heavy_nodes_to_dask(tmp_path, dask_cluster):
 
 @pytest.fixture
 def small_project(tmp_path) -> Path:
-    """The template, bound to a small CSV, with AutoML and its descendants removed: fast to run."""
+    """The template, bound to a small CSV, reduced to Read + Split: fast to run."""
     data = tmp_path / "data.csv"
     data.write_text("客户号,收入,bad\n1,10,0\n2,20,1\n3,30,0\n4,40,1\n5,50,0\n6,60,1\n", encoding="utf-8")
     proj = tmp_path / "p"
     lf("new", str(proj), "--data", str(data), "--label", "bad", check_rc=0)
     project = Project.load(proj)
-    for t in ("automl.autogluon", "evaluate.evaluate", "automl.predict", "io.write_csv"):
+    for t in ("explore.profile", "features.auto", "features.binning", "automl.autogluon", "evaluate.evaluate",
+              "automl.predict", "io.write_csv"):
         project.graph.remove_node(node_by_type(project, t))
     project.save()
     return proj
@@ -151,15 +155,17 @@ def test_label_column_that_does_not_exist(tmp_path):
     assert not (tmp_path / "p").exists() and not list(tmp_path.glob(".p.*"))
 
 
-def test_label_with_a_single_class_fails_automl(tmp_path):
+def test_label_with_a_single_class_fails_at_the_first_node_that_needs_two(tmp_path):
     data = tmp_path / "d.csv"
     pl.DataFrame({"x": list(range(40)), "y": [0] * 40}).write_csv(data)
     proj = tmp_path / "p"
     lf("new", str(proj), "--data", str(data), "--label", "y", check_rc=0)
     set_settings(proj, "features.split", {"stratify_by": None})
     doc = json.loads(lf("run", str(proj), "--json", check_rc=1).stdout)
-    automl = next(n for n in doc["nodes"] if n["type"] == "automl.autogluon")
-    assert automl["status"] == "failed" and "single class (0)" in automl["error"]
+    by_type = {n["type"]: n for n in doc["nodes"]}
+    assert by_type["features.auto"]["status"] == "failed" and "1 distinct" in by_type["features.auto"]["error"]
+    assert by_type["explore.profile"]["status"] == "failed" and "binary" in by_type["explore.profile"]["error"]
+    assert by_type["automl.autogluon"]["status"] == "skipped"
 
 
 def test_settings_out_of_range_block_the_run_naming_the_field(small_project):
@@ -206,7 +212,8 @@ def test_cycle_unknown_node_newer_format_and_truncated_file(small_project):
 def test_nodes_lists_types_ports_and_settings():
     doc = json.loads(lf("nodes", "--json", check_rc=0).stdout)
     by_id = {n["type_id"]: n for n in doc["nodes"]}
-    assert by_id["automl.autogluon"]["heavy"] and by_id["automl.autogluon"]["inputs"] == {"train": "Table"}
+    assert by_id["automl.autogluon"]["heavy"]
+    assert by_id["automl.autogluon"]["inputs"] == {"train": "Table", "transform": "FittedTransform"}
     assert by_id["evaluate.evaluate"]["outputs"] == {"report": "Report"}
     assert "test_fraction" in by_id["features.split"]["settings"]["properties"]
     text = lf("nodes", check_rc=0).stdout

@@ -76,3 +76,33 @@ def test_label_errors_are_specific(split):
 def test_scoring_a_table_without_a_training_column_names_it(split, trained):
     with pytest.raises(NodeFailed, match="lacks columns the model was trained on: 'age'"):
         run_node(Predict, {"model": trained["model"], "table": split["test"].drop("age")})
+
+
+def test_a_fitted_transform_travels_with_the_model(split, tmp_path):
+    """WOE binning fitted on train feeds AutoML; Evaluate and Predict get the raw test part and prepare it with
+    the training bins (never refitted on test data)."""
+    from nodes.features.fitted import apply_transform
+    from nodes.features.transforms.binning import Binning
+
+    binned = run_node(Binning, {"table": split["train"]},
+                      {"target": "default", "method": "optimal", "columns": ["debt_to_income", "credit_utilization",
+                                                                             "num_delinquencies_2y"],
+                       "output": "woe", "keep_original": False})
+    model = run_node(AutoML, {"train": binned["table"], "transform": binned["transform"]},
+                     {**SETTINGS, "time_limit_s": 60}, workdir=tmp_path / "ag")["model"]
+    assert "debt_to_income_woe" in model.info["features"] and "debt_to_income" not in model.info["features"]
+    assert model.info["transform"]["kind"] == "binning"
+    raw_test = split["test"]
+    scored = run_node(Predict, {"model": model, "table": raw_test})["table"]
+    assert scored.columns == [*raw_test.columns, "prediction", "probability"]  # raw columns kept, nothing added
+    by_hand = run_node(Predict, {"model": trained_without_transform(model), "table":
+                                 apply_transform(binned["transform"], raw_test)})["table"]
+    assert scored["probability"].to_list() == pytest.approx(by_hand["probability"].to_list())
+    report = run_node(Evaluate, {"model": model, "table": raw_test})["report"]
+    assert 0.5 < report.metrics["auc"] <= 1.0
+
+
+def trained_without_transform(model):  # noqa: ANN001, ANN201 - the same fitted predictor, preparation stripped
+    from engine.ports import ModelRef
+
+    return ModelRef(model.flavor, model.path, {k: v for k, v in model.info.items() if k != "transform"})

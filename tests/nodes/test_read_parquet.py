@@ -132,3 +132,79 @@ def test_fingerprint_follows_the_files(tmp_path):
     assert second != first
     (tmp_path / "parts" / "b.parquet").unlink()
     assert ReadParquet.fingerprint(settings, FingerprintContext(tmp_path, FileFingerprints())) == first
+
+
+# ---- filter pushdown, row limit, streaming collect ---------------------------------------------------------
+LOANS = pl.DataFrame({
+    "id": list(range(1, 41)),
+    "region": ["华东", "North", "South", "华南"] * 10,
+    "amount": [float(i * 37 % 101) for i in range(40)],
+    "opened": pl.date_range(pl.date(2023, 1, 1), pl.date(2023, 2, 9), eager=True),
+})
+
+
+def test_filter_is_the_same_as_filtering_afterwards(tmp_path):
+    put(LOANS, tmp_path / "loans.parquet")
+    condition = "amount > 30 and region in ('华东', 'South') and day(opened) != 7"
+    table = read(tmp_path, path="loans.parquet", filter=condition)
+    expected = LOANS.filter((pl.col("amount") > 30) & pl.col("region").is_in(["华东", "South"])
+                            & (pl.col("opened").dt.day() != 7))
+    assert 0 < table.height < LOANS.height
+    assert_frame_equal(table, expected)
+
+
+def test_filter_on_a_column_that_is_not_read(tmp_path):
+    put(LOANS, tmp_path / "loans.parquet")
+    table = read(tmp_path, path="loans.parquet", columns=["id"], filter="region == 'North'")
+    assert table.columns == ["id"]
+    assert table["id"].to_list() == [i for i in range(1, 41) if i % 4 == 2]
+
+
+def test_filter_drops_rows_where_the_condition_is_null(tmp_path):
+    put(pl.concat([PART_1, PART_2]), tmp_path / "data.parquet")
+    assert read(tmp_path, path="data.parquet", filter="amount < 100")["id"].to_list() == [1, 2]
+
+
+def test_limit_keeps_the_first_rows_in_order(tmp_path):
+    put(LOANS, tmp_path / "loans.parquet")
+    assert_frame_equal(read(tmp_path, path="loans.parquet", limit=5), LOANS.head(5))
+    assert read(tmp_path, path="loans.parquet", limit=1000).height == LOANS.height
+    limited = read(tmp_path, path="loans.parquet", filter="region == '华南'", limit=3)
+    assert limited["id"].to_list() == [4, 8, 12]
+
+
+def test_filter_and_limit_over_a_folder_of_parts(tmp_path):
+    for i in range(4):
+        put(LOANS.slice(i * 10, 10), tmp_path / "parts" / f"part-{i}.parquet")
+    table = read(tmp_path, path="parts", filter="amount >= 50 or id == 40", columns=["id", "amount"])
+    expected = LOANS.filter((pl.col("amount") >= 50) | (pl.col("id") == 40)).select("id", "amount")
+    assert_frame_equal(table, expected)
+    assert_frame_equal(read(tmp_path, path="parts", filter="amount >= 50", limit=4),
+                       LOANS.filter(pl.col("amount") >= 50).head(4))
+
+
+def test_bad_filter_points_at_its_position(tmp_path):
+    put(LOANS, tmp_path / "loans.parquet")
+    message = str(read_fails(tmp_path, path="loans.parquet", filter="amount > 3 and regoin == 'North'"))
+    assert "Keep rows where" in message and "regoin" in message and "column 16" in message
+    assert "region" in message  # the suggestion
+    assert "\n" + " " * (2 + 15) + "^" in message  # the caret under the 16th character
+    message = str(read_fails(tmp_path, path="loans.parquet", filter="amount = 3"))
+    assert "column 8" in message and "==" in message
+
+
+def test_filter_that_is_not_a_condition(tmp_path):
+    put(LOANS, tmp_path / "loans.parquet")
+    assert "not true/false" in str(read_fails(tmp_path, path="loans.parquet", filter="amount * 2"))
+
+
+def test_blank_filter_and_old_settings_read_everything(tmp_path):
+    put(PART_1, tmp_path / "data.parquet")
+    assert_frame_equal(read(tmp_path, path="data.parquet", filter="  "), PART_1)
+    settings = ReadParquet.Settings.model_validate({"path": "data.parquet", "columns": []})  # a pre-filter project
+    assert settings.filter is None and settings.limit is None
+
+
+def test_limit_must_be_positive():
+    with pytest.raises(ValueError):
+        ReadParquet.Settings(path="x.parquet", limit=0)

@@ -138,10 +138,11 @@ class MainWindow(QtWidgets.QMainWindow):
     # ---- first-run hint ------------------------------------------------------------------------
     def show_hint(self) -> None:
         self.hint_label.setText(tr(
-            "<b>Welcome to Ledgerflow.</b> This sample reads credit applications, splits them, trains AutoML, "
-            "evaluates the model and writes predictions. Press <b>Run all</b> (F5) to run it, then click "
-            "<b>Evaluate</b> to see its report. Drag nodes from the palette on the left; connect ports by dragging "
-            "from an output to an input; press Tab on the canvas to search nodes."))
+            "<b>Welcome to Ledgerflow.</b> This sample profiles credit applications, splits them, derives ratio "
+            "features and WOE-bins them on the training part, trains AutoML, evaluates the model and writes "
+            "predictions. Press <b>Run all</b> (F5) to run it, then click <b>Evaluate</b> to see its report, or "
+            "<b>Derived features</b> for why each feature was kept. Drag nodes from the palette on the left; connect "
+            "ports by dragging from an output to an input; press Tab on the canvas to search nodes."))
         self.hint.setVisible(True)
 
     def dismiss_hint(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Union
 
 from pydantic.fields import FieldInfo
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticUndefined, to_jsonable_python
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.commands import Command, SetSettings, UpdateNode
@@ -841,8 +841,16 @@ class PropertiesPanel(QtWidgets.QWidget):
                 by_port[ed.spec.port] = self._columns(inst.id, ed.spec.port)
             ed.set_columns(by_port.get(ed.spec.port, []))
             if name not in skip:
-                ed.load(inst.settings.get(name))
+                ed.load(inst.settings[name] if name in inst.settings else self._default(inst.id, name))
         self._show_problems()
+
+    def _default(self, node_id: str, name: str) -> Any:
+        """What an unset field means (a hand-written or template project may leave fields out)."""
+        cls = self.graph.node_class(node_id)
+        if cls is None or name not in cls.Settings.model_fields:
+            return None
+        default = cls.Settings.model_fields[name].get_default(call_default_factory=True)
+        return None if default is PydanticUndefined else default
 
     def _columns(self, node_id: str, port: str = "") -> list[str]:
         """Upstream column names for column pickers (of one input port when the field names it); a failure there

@@ -19,7 +19,7 @@ from typing import Any
 from engine.errors import LedgerflowError
 from engine.fileio import atomic_write_text, canonical_json
 from engine.i18n import tr
-from engine.signing import ledgerflow_home
+from engine.signing import ledgerflow_home, read_private_file
 
 VAULT_FILE = "vault.json"
 KEY_FILE = "vault.key"
@@ -157,24 +157,8 @@ def _fernet():
 def _load_key(path: Path) -> bytes:
     """Read (creating once, atomically, mode 0600) the vault key; refuse one others could read or a damaged one."""
     try:
-        if not path.exists():
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(base64.urlsafe_b64encode(os.urandom(32)))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's key
-                except FileExistsError:
-                    pass
-            finally:
-                tmp.unlink(missing_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            key = fh.read().strip()
+        key, st = read_private_file(path, lambda: base64.urlsafe_b64encode(os.urandom(32)))
+        key = key.strip()
     except OSError as exc:
         raise LedgerflowError(tr("Cannot read or create the vault key {path}: {exc}. Set LEDGERFLOW_HOME to a "
                                  "folder you can write.", path=path, exc=exc.strerror or exc)) from None

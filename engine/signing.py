@@ -14,6 +14,7 @@ import threading
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import LedgerflowError
 from engine.fileio import canonical_json
@@ -29,29 +30,35 @@ _KEY_BYTES = 32
 _key_lock = threading.Lock()
 
 
+def read_private_file(path: Path, make: Callable[[], bytes]) -> tuple[bytes, os.stat_result]:
+    """Read a per-user key file, creating it first (mode 0600, atomically: the first of concurrent creators wins)
+    with `make()` when missing. Returns the bytes and the file's stat, for the caller's ownership checks; raises
+    OSError."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(make())
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's key
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(), os.fstat(fh.fileno())
+
+
 @lru_cache(maxsize=4)
 def _load_key(path: Path) -> bytes:
     """Read (creating once, atomically) the key; refuse one that others could read or that is malformed."""
     try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(os.urandom(_KEY_BYTES))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's key
-                except FileExistsError:
-                    pass
-            finally:
-                tmp.unlink(missing_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            key = fh.read()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key, st = read_private_file(path, lambda: os.urandom(_KEY_BYTES))
     except OSError as exc:
         raise LedgerflowError(tr("Cannot read or create the cache signing key {path}: {exc}. Set LEDGERFLOW_HOME "
                                  "to a folder you can write.", path=path, exc=exc.strerror or exc)) from None

@@ -214,13 +214,14 @@ def _missing_figure(report: Report, profiles: list[ColumnProfile]) -> None:
     worst = sorted((p for p in profiles if p.missing), key=lambda p: -p.missing_share)[:25]
     if not worst:
         return
-    fig = figure(6, 0.6 + 0.25 * len(worst))
+    height = max(2.2, 0.6 + 0.25 * len(worst))
+    fig = figure(6, height)
     ax = fig.subplots()
     ax.barh([p.name for p in reversed(worst)], [p.missing_share for p in reversed(worst)], color="#d97706")
     ax.set_xlim(0, 1)
     ax.set_xlabel(tr("Share missing"))
     ax.set_title(tr("Missing values"))
-    barh_margins(fig, [p.name for p in worst], 6, 0.6 + 0.25 * len(worst))
+    barh_margins(fig, [p.name for p in worst], 6, height)
     report.add_figure(tr("Missing values"), fig, tight=False)
 
 
@@ -267,12 +268,13 @@ def _iv_figure(report: Report, stats: list[TargetStat], target: str | None) -> N
     top = stats[:20]
     if not top:
         return
-    fig = figure(6, 0.6 + 0.25 * len(top))
+    height = max(2.2, 0.6 + 0.25 * len(top))
+    fig = figure(6, height)
     ax = fig.subplots()
     ax.barh([t.column for t in reversed(top)], [t.iv for t in reversed(top)], color="#7c3aed")
     ax.set_xlabel(tr("Information value"))
     ax.set_title(tr("Predictive power for {target}", target=target))
-    barh_margins(fig, [t.column for t in top], 6, 0.6 + 0.25 * len(top))
+    barh_margins(fig, [t.column for t in top], 6, height)
     report.add_figure(tr("Information value"), fig, tight=False)
 
 

@@ -42,9 +42,10 @@ CORR_ROWS = 200_000  # rows sampled for the correlation check between candidates
 MI_CLASSES = 20  # an integer target with at most this many values is treated as classes
 WOE_MAX_BINS = 10
 BATCH = 32  # candidates computed and scored at a time, to bound memory on wide candidate sets
-RECORD_SCHEMA = {"feature": pl.String, "formula": pl.String, "expression": pl.String, "sources": pl.String,
-                 "kind": pl.String, "score": pl.Float64, "score_kind": pl.String, "kept": pl.Boolean,
-                 "reason": pl.String}
+# the decision first (what a validator scans), then how the feature is made
+RECORD_SCHEMA = {"feature": pl.String, "kept": pl.Boolean, "score": pl.Float64, "score_kind": pl.String,
+                 "reason": pl.String, "formula": pl.String, "expression": pl.String, "sources": pl.String,
+                 "kind": pl.String}
 
 Kind = Literal["ratio", "difference", "woe_bin", "window"]
 
@@ -262,8 +263,12 @@ class AutoFeatures(Node):
         for name, why in skipped.items():
             ctx.log.info("column %r is not used: %s", name, why)
         if not numeric and not cands:
-            raise NodeInputError(tr("The table has no numeric columns to build features from (the target {col!r}, "
-                                    "identifiers and constant columns are left out)", col=target.name))
+            message = tr("The table has no numeric columns to build features from (the target {col!r}, "
+                         "identifiers and constant columns are left out)", col=target.name)
+            if skipped:  # e.g. a column with no values at all counts as constant: name it
+                message += ". " + tr("Numeric columns left out: {columns}",
+                                     columns=", ".join(repr(c) for c in skipped))
+            raise NodeInputError(message)
         ctx.progress(0.1, tr("scoring the numeric columns"))
         own = {c: target.score(cand.float_column(target.rows.get_column(c))) for c in numeric}
         paired = sorted(numeric, key=lambda c: (math.isnan(own[c]), -own[c] if not math.isnan(own[c]) else 0.0,

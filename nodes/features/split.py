@@ -39,9 +39,10 @@ class Split(Node):
         if settings.stratify_by:
             require_columns(table, [settings.stratify_by], tr("Stratify by"))
             col = table[settings.stratify_by]
-            if col.null_count():
+            missing = col.null_count() + (int(col.is_nan().sum()) if col.dtype.is_float() else 0)  # NaN too
+            if missing:
                 raise NodeInputError(tr("Stratify column {col!r} has {n} missing values; fill or drop them first",
-                                        col=settings.stratify_by, n=col.null_count()))
+                                        col=settings.stratify_by, n=missing))
             strat = col.to_numpy()
         seed = ctx.seed if settings.seed is None else settings.seed
         idx = np.arange(table.height)

@@ -28,8 +28,13 @@ def _evaluate(table: pl.DataFrame, text: str, what: str, build) -> pl.DataFrame:
     try:
         return build(expr)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-        raise NodeInputError(tr("{what}: the expression cannot be computed on this table: {error}", what=what,
-                                error=str(exc).splitlines()[0])) from None
+        message = tr("{what}: the expression cannot be computed on this table: {error}", what=what,
+                     error=str(exc).splitlines()[0])
+        used = [c for c in dict.fromkeys(expr.meta.root_names()) if c in table.columns]
+        if used:  # polars names types, not columns: say which column has which type (a number read as text)
+            message += ". " + tr("Columns used: {columns}", columns=", ".join(
+                f"{c!r} ({table.schema[c]})" for c in used))
+        raise NodeInputError(message) from None
 
 
 class DeriveSettings(NodeSettings):
@@ -168,8 +173,9 @@ class Join(Node):
 
 def _align_key_types(left: pl.DataFrame, right: pl.DataFrame, left_on: list[str],
                      right_on: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Numeric keys of different widths are widened to a common type; keys of different kinds (a number against
-    text) are an error, because silently casting one would drop or mismatch rows."""
+    """Numeric keys of different widths are widened to a common type, categorical keys against text are compared as
+    text, and a key of the Null type (no values at all) takes the other side's type; keys of different kinds (a
+    number against text) are an error, because silently casting one would drop or mismatch rows."""
     for lc, rc in zip(left_on, right_on):
         lt, rt = left.schema[lc], right.schema[rc]
         if lt == rt:
@@ -178,10 +184,22 @@ def _align_key_types(left: pl.DataFrame, right: pl.DataFrame, left_on: list[str]
             common = pl.Float64 if (lt.is_float() or rt.is_float()) else pl.Int64
             left, right = left.with_columns(pl.col(lc).cast(common)), right.with_columns(pl.col(rc).cast(common))
             continue
+        if _is_text(lt) and _is_text(rt):  # categorical/enum against text: compare the labels
+            left = left.with_columns(pl.col(lc).cast(pl.String))
+            right = right.with_columns(pl.col(rc).cast(pl.String))
+            continue
+        if lt == pl.Null or rt == pl.Null:  # a key with no values at all (read as the Null type) matches nothing
+            common = rt if lt == pl.Null else lt
+            left, right = left.with_columns(pl.col(lc).cast(common)), right.with_columns(pl.col(rc).cast(common))
+            continue
         raise NodeInputError(tr(
             "Join keys have different types: left {lc!r} is {lt}, right {rc!r} is {rt}. Convert one with Select "
             "columns (Change types) so both are the same.", lc=lc, lt=lt, rc=rc, rt=rt))
     return left, right
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
 
 
 AggFunction = Literal["sum", "mean", "median", "min", "max", "std", "count", "n_unique", "first", "last"]

@@ -362,3 +362,12 @@ def test_wheel_over_an_unfocused_spin_box_changes_nothing(qtbot, panel: Properti
                               QtCore.Qt.ScrollPhase.NoScrollPhase, False)
     QtWidgets.QApplication.sendEvent(spin, wheel)
     assert spin.value() == pytest.approx(0.25) and push.pushed == []
+
+
+def test_fields_missing_from_a_hand_written_project_show_their_defaults(panel: PropertiesPanel, graph: Graph):
+    """Templates and hand-edited projects may leave settings out; the panel shows what the node will use."""
+    inst = graph.add_node("explore.profile", {})
+    graph.replace_settings(inst.id, {"target": "default"})  # only one key, as in the credit-risk template
+    panel.show_node(inst.id)
+    assert panel.editor("max_rows").value() == 1_000_000
+    assert panel.editor("missing_alert").value() == pytest.approx(0.3)

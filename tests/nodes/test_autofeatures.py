@@ -90,8 +90,8 @@ def test_planted_ratio_is_generated_kept_and_ranked_first_with_a_correct_record(
 
 def test_every_candidate_is_recorded_once_with_its_iv_and_the_records_are_ranked(result, train):
     records = result["records"]
-    assert records.columns == ["feature", "formula", "expression", "sources", "kind", "score", "score_kind",
-                               "kept", "reason"]
+    assert records.columns == ["feature", "kept", "score", "score_kind", "reason", "formula", "expression",
+                               "sources", "kind"]
     assert records["feature"].n_unique() == records.height
     scores = records["score"].to_list()
     assert scores == sorted(scores, reverse=True)

@@ -37,6 +37,8 @@ screenshots: venv
 	$(BIN)/ledgerflow --lang zh_CN new out/shots/zh --template credit-risk --time-limit 30
 	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/en --lang en --run --screenshot docs/images/workbench-en.png
 	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/zh --lang zh_CN --run --screenshot docs/images/workbench-zh_CN.png
+	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/screenshot_views.py out/shots/en en docs/images
+	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/screenshot_views.py out/shots/zh zh_CN docs/images
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -29,7 +29,16 @@ CATEGORY_COLORS = {  # muted node body colours per category, readable with white
 
 # Port ids of the built-in nodes, marked for translation so the canvas labels read in the user's language (the id
 # stays the key in project files). A plugin's ports show their id unless its strings are in the catalog.
-PORT_LABELS = (N_("table"), N_("train"), N_("test"), N_("model"), N_("leaderboard"), N_("report"))
+# Port names as drawn on the canvas. Most are their own msgid; where a port name is also a metric or column word
+# with another meaning ("alerts": the alert count), the label gets its own wording.
+PORT_LABELS = {"table": N_("table"), "train": N_("train"), "test": N_("test"), "model": N_("model"),
+               "leaderboard": N_("leaderboard"), "report": N_("report"), "alerts": N_("alert list"),
+               "entities": N_("entity rows"), "events": N_("events"), "previous": N_("previous"),
+               "transform": N_("transform"), "records": N_("records"), "left": N_("left"), "right": N_("right")}
+
+
+def port_label(name: str) -> str:
+    return tr(PORT_LABELS.get(name, name))
 
 
 def rgb(hex_color: str) -> tuple[int, int, int]:
@@ -43,7 +52,7 @@ def class_name(type_id: str) -> str:
 
 
 def port_tooltip(name: str, port_type: type[PortType], description: str = "") -> str:
-    text = f"{tr(name)}: {port_type.type_name}"
+    text = f"{port_label(name)}: {port_type.type_name}"
     return text + (f" — {tr(description)}" if description else "")
 
 
@@ -78,7 +87,7 @@ class LedgerflowNode(BaseNode):
             for spec in specs.values():
                 port = get_port(spec.name)
                 port.view.setToolTip(port_tooltip(spec.name, spec.type, spec.description))
-                if (label := tr(spec.name)) != spec.name:  # relaying out text is slow; only when it differs
+                if (label := port_label(spec.name)) != spec.name:  # relaying out text is slow; only when it differs
                     get_label(port.view).setPlainText(label)
         icon = icon_path(cls.icon)
         if icon:

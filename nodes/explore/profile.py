@@ -94,7 +94,7 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
     # (which release the GIL) compute the rest, so the drawing costs little wall time.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="profile-figures") as pool:
         figures = [pool.submit(_column_figures, profiles)]
-        corr_data, _ = sample_for_profile(data, CORRELATION_ROWS, seed)
+        corr_data = _correlation_sample(data, profiles, seed)
         matrices = correlations(corr_data, profiles)
         figures.append(pool.submit(_correlation_png, matrices.get("pearson")))
         target_stats: list[TargetStat] = []
@@ -111,6 +111,17 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
         for done in figures:
             result.figures.update(done.result())
     return result
+
+
+def _correlation_sample(data: pl.DataFrame, profiles: list[ColumnProfile], seed: int) -> pl.DataFrame:
+    """At most CORRELATION_ROWS rows of the columns a correlation matrix can use, by systematic sampling (every
+    k-th row from a seeded offset): it spans the whole table evenly, sorted or not, and a strided read costs half
+    of a random gather."""
+    usable = data.select([p.name for p in profiles if p.kind in ("numeric", "categorical", "boolean")])
+    if usable.height <= CORRELATION_ROWS:
+        return usable
+    step = -(-usable.height // CORRELATION_ROWS)  # ceil: never more than CORRELATION_ROWS rows
+    return usable.gather_every(step, offset=seed % step)
 
 
 def _column_figures(profiles: list[ColumnProfile]) -> dict[str, bytes]:

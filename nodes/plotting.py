@@ -5,7 +5,6 @@ in threads at once, and `Report.add_figure` renders them to PNG straight away.
 """
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import Any
 
@@ -32,20 +31,6 @@ def configure_fonts() -> None:
     matplotlib.rcParams["font.family"] = [f for f in wanted if f in installed] or ["sans-serif"]
     matplotlib.rcParams["font.sans-serif"] = wanted
     matplotlib.rcParams["axes.unicode_minus"] = False
-
-
-def warm_up() -> threading.Thread:
-    """Import matplotlib and pick fonts in a background thread. Nodes call it before their number crunching:
-    polars releases the GIL, so the half second of imports and font lookup overlaps with the statistics."""
-    def load() -> None:
-        import matplotlib.backends.backend_agg  # noqa: F401  (what savefig uses)
-        from matplotlib.figure import Figure  # noqa: F401
-
-        configure_fonts()
-
-    thread = threading.Thread(target=load, name="matplotlib-warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def figure(width: float, height: float) -> Any:

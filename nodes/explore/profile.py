@@ -25,7 +25,7 @@ from nodes.columns import require_columns
 from nodes.explore.pii import detect_pii
 from nodes.explore.stats import (ColumnProfile, TargetStat, correlations, duplicate_rows, profile_columns,
                                  sample_for_profile, target_analysis)
-from nodes.plotting import barh_margins, figure, text_width_in, warm_up
+from nodes.plotting import barh_margins, figure, text_width_in
 
 # Rank correlations need a sort per column; on a random sample of this size the sampling error of r is about
 # 1/sqrt(n) = 0.003, below the two decimals the matrix shows.
@@ -87,7 +87,6 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
         raise NodeInputError(tr("The table has no columns to profile"))
     if settings.target:
         require_columns(df, [settings.target], tr("Target column"))
-    warm_up()
     data, sampled = sample_for_profile(df, settings.max_rows, seed)
     profiles = profile_columns(data)
     # The per-column figures only need the profiles: draw them (Python-bound) on a thread while polars and numpy
@@ -104,7 +103,7 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
             except ValueError as exc:
                 raise NodeInputError(str(exc)) from None
         result = ProfileResult(rows=df.height, columns=df.width, sampled=sampled, profiled_rows=data.height,
-                               duplicate_rows=duplicate_rows(data), correlation_rows=corr_data.height,
+                               duplicate_rows=duplicate_rows(data, profiles), correlation_rows=corr_data.height,
                                profiles=profiles, correlations=matrices, target=settings.target,
                                target_stats=target_stats, alerts=[])
         result.alerts = alerts_for(result, data, settings, seed)

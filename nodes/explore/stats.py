@@ -610,19 +610,40 @@ def target_analysis(df: pl.DataFrame, target: str, profiles: list[ColumnProfile]
 
 
 # ---- table-level -----------------------------------------------------------------------------------
-def duplicate_rows(df: pl.DataFrame) -> int:
+def duplicate_rows(df: pl.DataFrame, profiles: list[ColumnProfile] | None = None) -> int:
     """Rows that repeat an earlier row exactly (first occurrences not counted).
 
-    Row hashes rule out almost every row cheaply; only rows sharing a hash are compared exactly.
+    Two identical rows agree on every column, so only rows that repeat on the few most distinct columns (known from
+    `profiles`) can be duplicates: those are found first, cheaply, and only they are hashed whole. Row hashes rule
+    out almost every remaining row; only rows sharing a hash are compared exactly.
     """
     if df.height < 2 or df.width == 0:
         return 0
     df = _decoded(df)
+    keys = _prefilter_columns(df, profiles or [])
     try:
+        if keys:
+            df = df.filter(pl.Series(_repeated(df.select(keys).hash_rows().to_numpy())))
+            if df.height < 2:
+                return 0
         suspects = df.filter(df.hash_rows().is_duplicated())
         return suspects.height - suspects.n_unique() if suspects.height else 0
     except (pl.exceptions.PolarsError, TypeError):  # unhashable (object) columns: compare printed rows
         return df.height - len({repr(row) for row in df.iter_rows()})
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """Mask of the values that occur more than once: one sort of the 64-bit hashes (a third of a hash group-by)."""
+    ordered = np.sort(hashes)
+    return np.isin(hashes, ordered[1:][ordered[1:] == ordered[:-1]])
+
+
+def _prefilter_columns(df: pl.DataFrame, profiles: list[ColumnProfile], most: int = 3) -> list[str]:
+    """Up to `most` numeric or date columns with the most distinct values: cheap to hash, and rows that repeat on
+    them are rare unless the table really has duplicates."""
+    cheap = [p for p in profiles if p.kind in ("numeric", "datetime") and p.name in df.columns and p.distinct_share]
+    cheap.sort(key=lambda p: -p.distinct_share)
+    return [p.name for p in cheap[:most] if p.distinct_share >= 0.5]
 
 
 def sample_for_profile(df: pl.DataFrame, max_rows: int = 1_000_000, seed: int = 0) -> tuple[pl.DataFrame, bool]:

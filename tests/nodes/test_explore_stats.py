@@ -390,3 +390,19 @@ def test_profiles_a_million_rows_of_mixed_kinds():
     assert stats[0].column == "num1" and not math.isnan(stats[0].iv)
     assert duplicate_rows(df) == 0
     as_json(profiles)
+
+
+def test_duplicate_count_with_the_distinct_column_prefilter_is_exact():
+    """The prefilter on the most distinct columns must not change the count: copies (with nulls in them) placed at
+    random rows, plus rows that repeat on the key columns only."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    base = pl.DataFrame({"amount": rng.normal(size=n), "ts": rng.integers(0, 10**9, n),
+                         "city": rng.choice(["上海", "北京", None], n), "flag": rng.integers(0, 2, n)})
+    base = base.with_columns(pl.when(pl.col("flag") == 1).then(None).otherwise(pl.col("amount")).alias("amount"))
+    copies = base.sample(300, seed=1)
+    near = base.sample(200, seed=2).with_columns((pl.col("flag") + 5).alias("flag"))  # same keys, other flag
+    df = pl.concat([base, copies, near]).sample(fraction=1.0, shuffle=True, seed=3)
+    expected = df.height - df.n_unique()
+    assert expected >= 300
+    assert duplicate_rows(df, profile_columns(df)) == expected == duplicate_rows(df)

@@ -222,17 +222,25 @@ def _columns_table(profiles: list[ColumnProfile]) -> pl.DataFrame:
 
 def _missing_figure(report: Report, profiles: list[ColumnProfile]) -> None:
     worst = sorted((p for p in profiles if p.missing), key=lambda p: -p.missing_share)[:25]
-    if not worst:
+    _barh_figure(report, tr("Missing values"), tr("Missing values"), [(p.name, p.missing_share) for p in worst],
+                 "#d97706", tr("Share missing"), xlim=(0, 1))
+
+
+def _barh_figure(report: Report, name: str, title: str, bars: list[tuple[str, float]], color: str, xlabel: str,
+                 xlim: tuple[float, float] | None = None) -> None:
+    """A horizontal bar chart, largest bar on top, with margins fitted to its labels (no tight-bbox pass)."""
+    if not bars:
         return
-    height = max(2.2, 0.6 + 0.25 * len(worst))
+    height = max(2.2, 0.6 + 0.25 * len(bars))
     fig = figure(6, height)
     ax = fig.subplots()
-    ax.barh([p.name for p in reversed(worst)], [p.missing_share for p in reversed(worst)], color="#d97706")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(tr("Share missing"))
-    ax.set_title(tr("Missing values"))
-    barh_margins(fig, [p.name for p in worst], 6, height)
-    report.add_figure(tr("Missing values"), fig, tight=False)
+    ax.barh([label for label, _ in reversed(bars)], [value for _, value in reversed(bars)], color=color)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    barh_margins(fig, [label for label, _ in bars], 6, height)
+    report.add_figure(name, fig, tight=False)
 
 
 def _histograms_figure(report: Report, profiles: list[ColumnProfile]) -> None:
@@ -275,17 +283,8 @@ def _correlation_figure(report: Report, matrix: pl.DataFrame | None) -> None:
 
 
 def _iv_figure(report: Report, stats: list[TargetStat], target: str | None) -> None:
-    top = stats[:20]
-    if not top:
-        return
-    height = max(2.2, 0.6 + 0.25 * len(top))
-    fig = figure(6, height)
-    ax = fig.subplots()
-    ax.barh([t.column for t in reversed(top)], [t.iv for t in reversed(top)], color="#7c3aed")
-    ax.set_xlabel(tr("Information value"))
-    ax.set_title(tr("Predictive power for {target}", target=target))
-    barh_margins(fig, [t.column for t in top], 6, height)
-    report.add_figure(tr("Information value"), fig, tight=False)
+    _barh_figure(report, tr("Information value"), tr("Predictive power for {target}", target=target),
+                 [(t.column, t.iv) for t in stats[:20]], "#7c3aed", tr("Information value"))
 
 
 @node("explore.profile", version=1, title=N_("Profile"), category=N_("Exploration"), icon="profile", heavy=True)

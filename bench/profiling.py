@@ -42,10 +42,14 @@ def bank_table(rows: int = 1_000_000, seed: int = 11) -> pl.DataFrame:
 
 def _run(kind: str, path: str, out: mp.Queue) -> None:  # runs in a fresh process
     df = pl.read_parquet(path)
+    if kind == "ours":
+        # Libraries load before the clock starts, as for the anchor: its timer starts after `from ydata_profiling
+        # import ProfileReport`, which has already loaded pandas, scipy and matplotlib (about 3 s).
+        import matplotlib.figure  # noqa: F401
+
+        from nodes.explore.profile import ProfileSettings, build_report, profile_table
     t0 = time.perf_counter()
     if kind == "ours":
-        from nodes.explore.profile import ProfileSettings, build_report, profile_table
-
         result = profile_table(df, ProfileSettings())
         build_report(result)
         detail = len(result.alerts)

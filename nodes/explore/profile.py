@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from engine.errors import NodeInputError
 from engine.i18n import N_, tr
@@ -87,6 +88,13 @@ def profile_table(df: pl.DataFrame, settings: ProfileSettings, seed: int = 0) ->
         raise NodeInputError(tr("The table has no columns to profile"))
     if settings.target:
         require_columns(df, [settings.target], tr("Target column"))
+    # Columns already run on threads of their own: BLAS threads on top (OpenBLAS spins while waiting) only fight
+    # them for the cores. One BLAS thread takes a fifth off the whole profile on a two-core workstation.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _profile(df, settings, seed)
+
+
+def _profile(df: pl.DataFrame, settings: ProfileSettings, seed: int) -> ProfileResult:
     data, sampled = sample_for_profile(df, settings.max_rows, seed)
     profiles = profile_columns(data)
     # The per-column figures only need the profiles: draw them (Python-bound) on a thread while polars and numpy
@@ -247,6 +255,8 @@ def _histograms_figure(report: Report, profiles: list[ColumnProfile]) -> None:
     numeric = [p for p in profiles if p.histogram][:9]
     if not numeric:
         return
+    from matplotlib.ticker import MaxNLocator
+
     cols = 3
     rows = (len(numeric) + cols - 1) // cols
     fig = figure(9, 2.2 * rows)
@@ -258,6 +268,9 @@ def _histograms_figure(report: Report, profiles: list[ColumnProfile]) -> None:
         ax.stairs([b[2] for b in bins], edges, fill=True, color="#2563eb")
         ax.set_title(p.name, fontsize=9)
         ax.tick_params(labelsize=7)
+        # four ticks a side: wide values (250000) no longer run into each other, and fewer ticks draw faster
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
     for ax in axes[len(numeric):]:
         ax.set_visible(False)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.94, hspace=0.55, wspace=0.3)

@@ -1,7 +1,7 @@
 """Statistics behind the Profile node: per-column summaries, correlations and power against a binary target.
 
-Built for 1,000,000 x 50 tables: counts, moments and category tallies run as one wide polars select (one expression
-per statistic and column, evaluated in parallel); order statistics (quantiles, distinct values, histogram,
+Built for 1,000,000 x 50 tables: category and date tallies run as one wide polars select (one expression per
+statistic and column, evaluated in parallel); moments and order statistics (quantiles, distinct values, histogram,
 outliers, bins, AUC) come from each numeric column sorted once with numpy's vectorised sort, columns in parallel.
 Nothing loops over rows in Python. Results are plain dataclasses with JSON-friendly fields; undefined statistics
 are None, never NaN.
@@ -27,6 +27,8 @@ TARGET_CATEGORIES = 20
 CRAMERS_MAX_DISTINCT = 200
 POSITIVE_LABELS = {"1", "yes", "true"}
 CORR_CHUNK_ROWS = 131_072  # rows per chunk of the correlation sums: bounds memory to ~1 MB per column
+
+_COUNTS = "counts"  # suffix of the first pass's value-count lists
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -126,9 +128,10 @@ def _valid(name: str, dtype: pl.DataType) -> pl.Expr:
     return x.fill_nan(None) if dtype.is_float() else x
 
 
-def _finite(valid: pl.Expr) -> pl.Expr:
-    """Finite values only (drops nulls and ±inf), for moments."""
-    return valid.filter(valid.is_finite())
+def _finite_or_null(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The column as Float64 with NaN and ±inf turned into null, keeping its length (for pairwise statistics)."""
+    valid = _valid(name, dtype)
+    return pl.when(valid.is_finite()).then(valid).alias(name)
 
 
 def _floats(series: pl.Series) -> np.ndarray:
@@ -136,12 +139,20 @@ def _floats(series: pl.Series) -> np.ndarray:
     return series.cast(pl.Float64).to_numpy()
 
 
-def _top_expr(values: pl.Expr, k: int) -> pl.Expr:
-    """Top-k (value, count) pairs by count, ties by value: deterministic, unlike hash-ordered value_counts."""
-    counts = values.drop_nulls().alias("value").value_counts(name="count").implode()
+def _counts_expr(values: pl.Expr) -> pl.Expr:
+    """Every distinct non-missing value with its count, as one list of (value, count) structs."""
+    return values.drop_nulls().alias("value").value_counts(name="count").implode()
+
+
+def _top_of(counts: pl.Expr, k: int) -> pl.Expr:
+    """Top-k of a `_counts_expr` list by count, ties by value: deterministic, unlike hash-ordered value_counts."""
     el = pl.element()
     return counts.list.eval(el.sort_by([el.struct.field("count"), el.struct.field("value")],
                                        descending=[True, False]).head(k))
+
+
+def _top_expr(values: pl.Expr, k: int) -> pl.Expr:
+    return _top_of(_counts_expr(values), k)
 
 
 def _quantile(s: np.ndarray, q: float | np.ndarray) -> np.ndarray:
@@ -172,11 +183,16 @@ class _Ordered:
 
     @classmethod
     def of(cls, series: pl.Series) -> _Ordered:
-        x = _floats(series)
+        x = _floats(series.drop_nulls())  # dropping nulls first halves the conversion (no NaN filling)
         finite = np.isfinite(x)
-        s = np.sort(x[finite])
-        missing = int(np.isnan(x).sum())
-        infinite = len(x) - missing - len(s)
+        if finite.all():  # the common case: no NaN or inf to mask out
+            s, nan = np.sort(x), 0
+        else:
+            s = x[finite]  # already a copy: sort it in place
+            s.sort()
+            nan = int(np.isnan(x).sum())
+        missing = series.null_count() + nan
+        infinite = len(x) - nan - len(s)
         changes = s[1:] != s[:-1]
         distinct = int(np.count_nonzero(changes)) + 1 if len(s) else 0
         if distinct == len(s):  # all different (continuous data): no run lengths to build
@@ -189,6 +205,23 @@ class _Ordered:
             distinct += len(extra)
             runs = np.concatenate((runs, extra))
         return cls(s, missing, infinite, distinct, int(runs.max()) if len(runs) else 0)
+
+
+def _moments(s: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """Mean, sample standard deviation (ddof 1) and biased skewness of sorted finite values.
+
+    Two-pass central moments stay accurate for values far from zero; with the values already in numpy this costs
+    a third of the same moments as polars expressions (which re-filter the column for each one)."""
+    n = len(s)
+    if not n:
+        return None, None, None
+    if s[0] == s[-1]:  # constant: exact zero spread, no skewness (rounding in the mean would invent some)
+        return float(s[0]), 0.0 if n > 1 else None, None
+    mean = float(s.mean())
+    d = s - mean
+    m2 = float(np.dot(d, d))
+    skew = (float(np.dot(d * d, d)) / n) / (m2 / n) ** 1.5 if m2 > 0 else None
+    return mean, math.sqrt(m2 / (n - 1)), skew
 
 
 def _histogram(s: np.ndarray) -> list[tuple[float, float, int]]:
@@ -222,19 +255,11 @@ def _order_stats(p: ColumnProfile, o: _Ordered) -> None:
 
 
 # ---- per-column profiles ---------------------------------------------------------------------------
-def _numeric_exprs(key: str, name: str, dtype: pl.DataType) -> list[pl.Expr]:
-    f = _finite(_valid(name, dtype))
-    exprs = [f.mean().alias(f"{key}mean"), f.std().alias(f"{key}std"), f.skew(bias=True).alias(f"{key}skew")]
-    if dtype.is_integer():  # exact integer range (float64 would round ids above 2**53)
-        exprs += [pl.col(name).min().alias(f"{key}min"), pl.col(name).max().alias(f"{key}max")]
-    return exprs
-
-
 def _label_exprs(key: str, name: str) -> list[pl.Expr]:
     """Strings, categoricals, enums and booleans: tallied through their text labels."""
     s = pl.col(name).cast(pl.String)
-    return [s.null_count().alias(f"{key}missing"), s.drop_nulls().n_unique().alias(f"{key}distinct"),
-            _top_expr(s, TOP_VALUES).alias(f"{key}top")]
+    # one hash pass: the distinct count and the top values both come from these counts (see _first_pass)
+    return [s.null_count().alias(f"{key}missing"), _counts_expr(s).alias(f"{key}{_COUNTS}")]
 
 
 def _datetime_exprs(key: str, name: str) -> list[pl.Expr]:
@@ -246,8 +271,6 @@ def _datetime_exprs(key: str, name: str) -> list[pl.Expr]:
 
 def _column_exprs(key: str, name: str, dtype: pl.DataType) -> list[pl.Expr]:
     kind = _base_kind(dtype)
-    if kind == "numeric":
-        return _numeric_exprs(key, name, dtype)
     if kind == "string":
         return _label_exprs(key, name)
     if kind == "boolean":
@@ -260,7 +283,14 @@ def _column_exprs(key: str, name: str, dtype: pl.DataType) -> list[pl.Expr]:
 def _first_pass(df: pl.DataFrame) -> dict[int, dict[str, Any]]:
     """One parallel select with every polars-side statistic of every column, keyed by column position."""
     exprs = [e for i, (name, dtype) in enumerate(df.schema.items()) for e in _column_exprs(f"{i}|", name, dtype)]
-    row = df.select(exprs).row(0, named=True) if exprs else {}
+    if not exprs:
+        return {}
+    wide = df.select(exprs)
+    tallies = [c for c in wide.columns if c.endswith(_COUNTS)]
+    # value counts stay in polars (a 100k-label list never becomes Python objects): only their length and top-k
+    row = wide.with_columns([e for c in tallies for e in (
+        pl.col(c).list.len().alias(c.removesuffix(_COUNTS) + "distinct"),
+        _top_of(pl.col(c), TOP_VALUES).alias(c.removesuffix(_COUNTS) + "top"))]).drop(tallies).row(0, named=True)
     grouped: dict[int, dict[str, Any]] = {}
     for alias, value in row.items():
         index, stat = alias.split("|", 1)
@@ -278,11 +308,12 @@ def _blank(name: str, dtype: pl.DataType, kind: str, rows: int, missing: int, di
                          top=[], top_share=_share(top_count, count))
 
 
-def _numeric_profile(series: pl.Series, r: dict[str, Any]) -> ColumnProfile:
+def _numeric_profile(series: pl.Series) -> ColumnProfile:
     o = _Ordered.of(series)
     p = _blank(series.name, series.dtype, "numeric", series.len(), o.missing, 0, 0)
-    p.mean, p.std, p.skew = _num(r.get("mean")), _num(r.get("std")), _num(r.get("skew"))
-    p.min, p.max = _int(r.get("min")), _int(r.get("max"))
+    p.mean, p.std, p.skew = (_num(v) for v in _moments(o.values))
+    if series.dtype.is_integer():  # the exact range: float64 would round ids above 2**53
+        p.min, p.max = _int(series.min()), _int(series.max())
     _order_stats(p, o)
     return p
 
@@ -321,12 +352,12 @@ def _other_profile(series: pl.Series) -> ColumnProfile:
 
 
 def profile_columns(df: pl.DataFrame) -> list[ColumnProfile]:
-    """Statistics of every column, in the table's order: one polars select, then numeric columns sorted once."""
+    """Statistics of every column, in the table's order: one polars select tallies the non-numeric columns, then
+    numeric columns are sorted once each, on threads. (Running both at once oversubscribes the cores: slower.)"""
     df = _decoded(df)
     first = _first_pass(df)
-    numeric = {i for i, dtype in enumerate(df.dtypes) if _base_kind(dtype) == "numeric"}
-    sorted_profiles = dict(zip(sorted(numeric), _parallel(
-        lambda i: _numeric_profile(df.to_series(i), first.get(i, {})), sorted(numeric))))
+    numeric = [i for i, dtype in enumerate(df.dtypes) if _base_kind(dtype) == "numeric"]
+    sorted_profiles = dict(zip(numeric, _parallel(lambda i: _numeric_profile(df.to_series(i)), numeric)))
     profiles: list[ColumnProfile] = []
     for i, (name, dtype) in enumerate(df.schema.items()):
         kind, r = _base_kind(dtype), first.get(i, {})
@@ -380,14 +411,33 @@ def _pairwise_pearson(frame: pl.DataFrame) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of the finite values, ties sharing their mean rank (as polars' rank("average")); NaN for
+    NaN and ±inf. One vectorised argsort per column, three times faster than polars' rank on the same data."""
+    out = np.full(len(x), np.nan)
+    finite = np.flatnonzero(np.isfinite(x))
+    values = x[finite]
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_group = np.empty(len(ordered), dtype=bool)
+    starts_group[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    starts = np.flatnonzero(starts_group)
+    ends = np.append(starts[1:], len(ordered))  # exclusive: a group holds 1-based ranks starts+1 .. ends
+    ranks = np.empty(len(ordered))
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(starts_group) - 1]
+    out[finite] = ranks
+    return out
+
+
 def _centred(df: pl.DataFrame, names: list[str], rank: bool) -> pl.DataFrame:
     """Finite values (or their average ranks) minus their mean; NaN, inf and nulls become null."""
-    exprs = []
-    for name in names:
-        v = _valid(name, df.schema[name])
-        finite = pl.when(v.is_finite()).then(v)
-        exprs.append((finite.rank("average").cast(pl.Float64) if rank else finite).alias(name))
-    return df.select(exprs).select(pl.all() - pl.all().mean())
+    if rank:
+        ranked = _parallel(lambda name: _average_ranks(_floats(df.get_column(name))), names)
+        frame = pl.DataFrame([pl.Series(name, r, nan_to_null=True) for name, r in zip(names, ranked)])
+    else:
+        frame = df.select([_finite_or_null(name, df.schema[name]) for name in names])
+    return frame.select(pl.all() - pl.all().mean())
 
 
 def _numeric_correlation(df: pl.DataFrame, names: list[str], rank: bool) -> np.ndarray:

@@ -16,6 +16,7 @@ from app.autosave import Autosaver, Recovery, find_recovery, load_recovered
 from app.bridge import EngineBridge
 from app.canvas.controller import CanvasController
 from app.document import Document
+from app.experiments_view import ExperimentsView
 from app.menus import build_actions, build_menus
 from app.outputs import DataPanel, OutputPresenter, upstream_columns
 from app.palette import NodePalette
@@ -91,8 +92,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.data_dock = self._dock("data", tr("Data"), self.data_panel, Area.BottomDockWidgetArea)
         self.report_dock = self._dock("report", tr("Report"), self.report_view, Area.BottomDockWidgetArea)
         self.log_dock = self._dock("log", tr("Log"), self.log_view, Area.BottomDockWidgetArea)
+        self.experiments_view = ExperimentsView()
+        self.experiments_dock = self._dock("experiments", tr("Experiments"), self.experiments_view,
+                                           Area.BottomDockWidgetArea)
         self.tabifyDockWidget(self.data_dock, self.report_dock)
         self.tabifyDockWidget(self.report_dock, self.log_dock)
+        self.tabifyDockWidget(self.log_dock, self.experiments_dock)
         self.data_dock.raise_()
         self.resizeDocks([self.palette_dock, self.properties_dock], [250, 330], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.data_dock], [360], QtCore.Qt.Orientation.Vertical)
@@ -204,6 +209,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.autosaver = Autosaver(document.project)
         self.autosaver.mark_open()
         self._install_canvas_shortcuts(widget)
+        self.experiments_view.set_project(document.project, document.session.db)
         self._update_title()
         self._update_actions()
         QtCore.QTimer.singleShot(0, self.canvas.restore_view)
@@ -254,6 +260,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.properties.show_node(None)
         self.outputs.set_document(None)
         self.report_view.set_report(None)
+        self.experiments_view.set_project(None, None)
         doc.close()
         self.document, self.canvas, self.bridge, self.autosaver = None, None, None, None
         self._update_title()
@@ -431,6 +438,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_run_finished(self, report: RunReport) -> None:
         self.run_progress.setVisible(False)
+        self.experiments_view.refresh()
         results = list(report.nodes.values())
         done = sum(r.status == "done" for r in results)
         cached = sum(r.cached for r in results)

@@ -106,7 +106,7 @@ def build_menus(w: "MainWindow") -> None:
     for name in ("zoom_in", "zoom_out", "fit"):
         view.addAction(a[name])
     view.addSeparator()
-    for dock in (w.palette_dock, w.properties_dock, w.data_dock, w.report_dock, w.log_dock):
+    for dock in (w.palette_dock, w.properties_dock, w.data_dock, w.report_dock, w.log_dock, w.experiments_dock):
         view.addAction(dock.toggleViewAction())
     settings = mb.addMenu(tr("&Settings"))
     lang_menu = settings.addMenu(tr("&Language"))

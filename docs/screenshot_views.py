@@ -1,5 +1,5 @@
-"""README screenshots of two views `ledgerflow gui --screenshot` cannot reach: the Automatic features node's
-derivation records and a source's preview dialog. Run by `make screenshots` on a virtual screen:
+"""README screenshots of views `ledgerflow gui --screenshot` cannot reach: the Automatic features node's
+derivation records, a source's preview dialog, and the Experiments view comparing the template's models. Run by `make screenshots` on a virtual screen:
 
     python docs/screenshot_views.py PROJECT LANG OUT_FOLDER     (PROJECT already run, e.g. out/shots/en)
 """
@@ -49,6 +49,15 @@ def main(project: str, lang: str, out: Path) -> None:
     dialog.resize(1000, 620)
     settle()
     dialog.grab().save(str(out / f"preview-{lang}.png"))
+    dialog.close()
+
+    view = w.experiments_view
+    w.experiments_dock.raise_()
+    view.refresh()
+    view.select_runs(view.shown_ids())  # every training node of the template, side by side
+    view.tabs.setCurrentIndex(2)  # the overlaid ROC and KS curves
+    settle()
+    w.grab().save(str(out / f"experiments-{lang}.png"))
     w.close()
 
 

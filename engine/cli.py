@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _evaluation_metrics(session: Any, report: Any) -> dict[str, Any]:
-    """Metrics of every evaluation report the run produced or found cached, keyed by node title."""
+    """Metrics of every evaluation and export report the run produced or found cached, keyed by node title
+    (an export's include its parity figure `max_abs_diff` and the `package` path)."""
     from engine.ports import ReportPort
 
     metrics: dict[str, Any] = {}
@@ -87,7 +88,7 @@ def _evaluation_metrics(session: Any, report: Any) -> dict[str, Any]:
             except LedgerflowError as exc:  # changed on disk since the run: say so, keep the rest
                 sys.stderr.write(tr("warning: {err}", err=exc) + "\n")
                 continue
-            if rep.kind == "evaluation":
+            if rep.kind in ("evaluation", "export"):
                 metrics[res.title] = rep.metrics
     return metrics
 
@@ -298,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine import cli_features
 
     cli_features.add_parser(sub)
+    from engine import cli_experiments, cli_sweep
+
+    cli_experiments.add_parser(sub)
+    cli_sweep.add_parser(sub)
 
     gui = sub.add_parser("gui", help=tr("open the workbench window"))
     gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))

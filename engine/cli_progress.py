@@ -83,8 +83,10 @@ class ProgressView:
                 c.print(f"  {_MARK.get(r.status, '?')} {r.title}: {r.status}" + (f" — {r.error}" if r.error else ""),
                         markup=False)
         for title, m in metrics.items():
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in m.items() if k in ("auc", "ks", "gini", "accuracy",
-                                                                             "rmse", "mae", "r2"))
+            shown = ", ".join([f"{k}={v:.4f}" for k, v in m.items() if k in ("auc", "ks", "gini", "accuracy",
+                                                                              "rmse", "mae", "r2")]
+                              + [f"max_abs_diff={m['max_abs_diff']:.3g}"] * ("max_abs_diff" in m)
+                              + [f"package={m['package']}"] * ("package" in m))
             c.print(f"  {title}: {shown}", markup=False)
         c.print(tr("Results are cached in {path}; 'ledgerflow runs {proj}' lists the run records.",
                    path=project.state_dir, proj=project.directory), markup=False)

@@ -1,4 +1,4 @@
-"""The project's SQLite database (via SQLAlchemy): cache index and run log.
+"""The project's SQLite database (via SQLAlchemy): cache index, run log and experiment candidates.
 
 One file per project, `.ledgerflow/ledgerflow.db`. Tables are created on first use; WAL mode lets the app read
 while a run writes.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from filelock import FileLock
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, create_engine, event
 
 metadata = MetaData()
@@ -83,6 +84,23 @@ run_records = Table(
     Column("outcome", String(16), nullable=False),
     Column("error", Text),
     Column("traceback", Text),
+    # what the outputs measured (model metadata and metrics, evaluation metrics and curves): engine/experiments.py
+    Column("metrics_json", Text, nullable=False, server_default="{}"),
+)
+
+# Candidate marks: an append-only audit trail. The current candidate of a training node is its latest "mark"
+# event not followed by an "unmark"; earlier marks stay as history.
+candidate_events = Table(
+    "candidate_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(255), nullable=False),
+    Column("node_id", String(64), nullable=False, index=True),
+    Column("record_id", Integer, nullable=False),  # run_records.id of the training execution
+    Column("action", String(16), nullable=False),  # "mark" | "unmark"
+    Column("user", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
 )
 
 
@@ -98,12 +116,21 @@ def open_db(state_dir: Path) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    _migrate(engine)
-    metadata.create_all(engine)
+    # Two sessions may open a new project at the same moment (a sweep's members): the check-then-create of the
+    # schema and the migration must not interleave across processes or threads.
+    with FileLock(str(state_dir / "ledgerflow.db.lock")):
+        _migrate(engine)
+        metadata.create_all(engine)
     return engine
 
 
-SCHEMA_VERSION = 1
+def state_dir_of(engine: Engine) -> Path | None:
+    """The project state folder of a database opened by `open_db` (None for an in-memory database)."""
+    database = engine.url.database
+    return Path(database).parent if database and database != ":memory:" else None
+
+
+SCHEMA_VERSION = 2
 _REBUILDABLE = ("cache_outputs", "cache_entries", "node_results")  # the cache: safe to drop, it is recomputed
 
 
@@ -122,4 +149,8 @@ def _migrate(engine: Engine) -> None:
             for name in _REBUILDABLE:
                 if name in existing:
                     conn.exec_driver_sql(f"DROP TABLE {name}")
+        if "run_records" in existing and version < 2:  # metrics recorded with each execution (experiments)
+            columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(run_records)")}
+            if "metrics_json" not in columns:
+                conn.exec_driver_sql("ALTER TABLE run_records ADD COLUMN metrics_json TEXT NOT NULL DEFAULT '{}'")
         conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -185,6 +185,11 @@ class Report:
     figures: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def visible_tables(self) -> dict[str, pl.DataFrame]:
+        """The tables a person reads; names starting with "_" are data for other tools (e.g. the ROC points the
+        Experiments view overlays) and are kept but not shown."""
+        return {name: table for name, table in self.tables.items() if not name.startswith("_")}
+
     def add_figure(self, name: str, fig: Any, dpi: int = 110, tight: bool = True) -> None:
         """Render a matplotlib figure to PNG. Prefer `matplotlib.figure.Figure` (no pyplot global state);
         a pyplot figure is closed here so it does not pile up. `tight=False` skips the extra layout pass of a
@@ -213,7 +218,7 @@ class Report:
                 shown = f"{v:.4f}" if isinstance(v, float) else esc(str(v))
                 parts.append(f"<tr><th>{esc(k)}</th><td>{shown}</td></tr>")
             parts.append("</table>")
-        for name, table in self.tables.items():
+        for name, table in self.visible_tables().items():
             parts.append(f"<h2>{esc(name)}</h2><table><tr>")
             parts.extend(f"<th>{esc(c)}</th>" for c in table.columns)
             parts.append("</tr>")

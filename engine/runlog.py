@@ -1,12 +1,14 @@
 """Run records: who ran which node, when, where, with what settings, data and packages, and how it ended.
 
 Lineage and reproducibility are built from these rows, so every execution writes one, success or not. The full
-package list is stored once per distinct environment and referenced by digest.
+package list is stored once per distinct environment and referenced by digest. What a node's outputs measured (model
+and evaluation metrics, ROC/KS curves) is summarised into the same record, for the experiments view.
 """
 from __future__ import annotations
 
 import getpass
 import json
+import logging
 import platform
 import socket
 import uuid
@@ -57,6 +59,7 @@ def key_packages(extra: str | None = None) -> dict[str, str]:
     return {"python": py, **{n: pkgs[n] for n in names if n in pkgs}}
 
 
+log = logging.getLogger("ledgerflow.runlog")
 _INSERT_RECORD = insert(db.run_records)
 _HOST = socket.gethostname()
 
@@ -87,14 +90,29 @@ class NodeExecution:
 class RunLog:
     def __init__(self, engine: Engine) -> None:
         self.db = engine
+        state = db.state_dir_of(engine)
+        self._artifacts = state / "artifacts" if state is not None else None
+
+    def _metrics_json(self, ex: NodeExecution) -> str:
+        """What the outputs measured (models, evaluations: engine/experiments.py), read from the artifacts just
+        stored. Best effort: a record is never lost because an output could not be summarised."""
+        if ex.outcome != "done" or not ex.outputs or self._artifacts is None:
+            return "{}"
+        from engine.experiments import summarize_outputs
+
+        try:
+            return canonical_json(summarize_outputs(self._artifacts, ex.outputs, ex.inputs))
+        except Exception:  # noqa: BLE001 - e.g. a malformed report.json from a plugin
+            log.warning("could not summarise the outputs of node %s", ex.node_id, exc_info=True)
+            return "{}"
 
     def start_run(self, target: str, executor: str) -> str:
         digest, py, pkgs = environment()
         run_id = str(uuid.uuid4())
         with self.db.begin() as conn:
-            if conn.execute(select(db.environments.c.digest).where(db.environments.c.digest == digest)).first() is None:
-                conn.execute(insert(db.environments).values(digest=digest, python=py,
-                                                            packages_json=canonical_json(pkgs)))
+            # OR IGNORE: two runs starting at once (a sweep's members) may both find the environment new
+            conn.execute(insert(db.environments).prefix_with("OR IGNORE").values(
+                digest=digest, python=py, packages_json=canonical_json(pkgs)))
             conn.execute(insert(db.runs).values(run_id=run_id, started_at=now_iso(), user=os_user(),
                                                 host=socket.gethostname(), target=target, executor=executor,
                                                 environment=digest))
@@ -116,7 +134,8 @@ class RunLog:
             cache_key=ex.cache_key, inputs_json=canonical_json(ex.inputs),
             outputs_json=canonical_json(ex.outputs),
             packages_json=key_packages_json(ex.plugin.split(" ")[0]), environment=digest,
-            seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback))
+            seed=ex.seed, outcome=ex.outcome, error=ex.error, traceback=ex.traceback,
+            metrics_json=self._metrics_json(ex)))
 
     def records(self, node_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         q = select(db.run_records).order_by(db.run_records.c.id.desc())
@@ -127,7 +146,7 @@ class RunLog:
         with self.db.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q).all()]
         for r in rows:
-            for k in ("settings_json", "inputs_json", "outputs_json", "packages_json"):
+            for k in ("settings_json", "inputs_json", "outputs_json", "packages_json", "metrics_json"):
                 r[k.removesuffix("_json")] = json.loads(r.pop(k))
         return rows
 

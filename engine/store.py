@@ -69,8 +69,12 @@ class ArtifactStore:
         for entry in tmp_root.iterdir():
             try:
                 fd = os.open(entry / ".lock", os.O_RDWR)
-            except OSError:  # no lock file: not a session folder
-                if time.time() - entry.lstat().st_mtime > _SCRATCH_MAX_AGE_S:
+            except OSError:  # no lock file: not a session folder (or one a concurrent session just removed)
+                try:
+                    stale = time.time() - entry.lstat().st_mtime > _SCRATCH_MAX_AGE_S
+                except FileNotFoundError:
+                    continue
+                if stale:
                     shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 continue
             try:
@@ -125,7 +129,14 @@ class ArtifactStore:
                 except ArtifactIntegrityError:
                     self.quarantine_artifact(digest)  # a damaged copy must not shadow the fresh one
             target.parent.mkdir(exist_ok=True)
-            os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
+            try:
+                os.rename(stage, target)  # atomic on one filesystem: the artifact appears whole or not at all
+            except OSError:
+                if not target.exists():
+                    raise
+                self.verify(port_type, digest)  # the same content, stored a moment ago by a concurrent run
+                shutil.rmtree(stage)
+                return digest
             for rel, file_hash in hashes.items():  # same inodes: the first verification is a stat per file
                 self.files.remember(target / rel, file_hash)
             return digest

@@ -21,7 +21,10 @@ _NODE_CLASSES = [
     ("nodes.features.autofeatures", "AutoFeatures"), ("nodes.features.apply_transform", "ApplyTransform"),
     ("nodes.featurestore.nodes", "RegisterFeatureView"), ("nodes.featurestore.nodes", "Materialize"),
     ("nodes.featurestore.nodes", "GetFeatures"),
-    ("nodes.automl.train", "AutoML"), ("nodes.evaluate.evaluate", "Evaluate"), ("nodes.automl.predict", "Predict"),
+    ("nodes.automl.train", "AutoML"), ("nodes.automl.gbm", "LightGBM"), ("nodes.automl.scorecard", "Scorecard"),
+    ("nodes.automl.mlp", "MLP"),
+    ("nodes.evaluate.evaluate", "Evaluate"), ("nodes.automl.predict", "Predict"),
+    ("nodes.export.onnx_export", "ExportONNX"),
 ]
 
 

@@ -34,7 +34,9 @@ CATEGORY_COLORS = {  # muted node body colours per category, readable with white
 PORT_LABELS = {"table": N_("table"), "train": N_("train"), "test": N_("test"), "model": N_("model"),
                "leaderboard": N_("leaderboard"), "report": N_("report"), "alerts": N_("alert list"),
                "entities": N_("entity rows"), "events": N_("events"), "previous": N_("previous"),
-               "transform": N_("transform"), "records": N_("records"), "left": N_("left"), "right": N_("right")}
+               "transform": N_("transform"), "records": N_("records"), "left": N_("left"), "right": N_("right"),
+               "valid": N_("validation"), "feature_importance": N_("feature importance"),
+               "reference": N_("reference"), "holdout": N_("holdout"), "scorecard": N_("scorecard")}
 
 
 def port_label(name: str) -> str:

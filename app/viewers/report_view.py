@@ -261,7 +261,7 @@ class ReportViewer(QtWidgets.QWidget):
             return
         self._title.setText(report.title)
         self._fill_metrics(report.metrics)
-        for name, frame in report.tables.items():
+        for name, frame in report.visible_tables().items():
             self._add_table(name, frame)
         for name, png in report.figures.items():
             self._add_figure(name, png)

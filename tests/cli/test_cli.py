@@ -55,7 +55,13 @@ def test_new_and_run_on_gbk_data_with_chinese_columns_matches_autogluon(tmp_path
     metrics = doc["metrics"]["Evaluate"]
     assert {"auc", "ks", "gini"} <= set(metrics) and 0.6 < metrics["auc"] < 0.95
     predictions = pl.read_csv(proj / "outputs" / "predictions.csv")
-    assert {"prediction", "probability", "是否违约"} <= set(predictions.columns)
+    assert {"prediction", "probability", "是否违约", "reason_1", "reason_1_impact"} <= set(predictions.columns)
+    export = doc["metrics"]["Export ONNX"]  # the template's ONNX export reports its parity figure and package
+    assert 0 <= export["max_abs_diff"] <= 1e-5 and Path(export["package"]) == proj / "outputs" / "credit-risk-gbm"
+    from nodes.export.package import verify_package
+
+    verify_package(Path(export["package"]))
+    assert {"auc", "ks"} <= set(doc["metrics"]["Evaluate scorecard"])
 
     # AutoGluon called directly on the very same prepared training table, scoring the test part prepared with the
     # training-fitted transform, gives the same AUC.
@@ -79,7 +85,7 @@ def test_new_and_run_on_gbk_data_with_chinese_columns_matches_autogluon(tmp_path
     again = json.loads(lf("run", str(proj), "--json", check_rc=0).stdout)
     assert all(n["cached"] for n in again["nodes"]) and again["metrics"] == doc["metrics"]
     runs = json.loads(lf("runs", str(proj), "--json", check_rc=0).stdout)["records"]
-    assert len(runs) == 9 and {r["outcome"] for r in runs} == {"done"}
+    assert len(runs) == len(project.graph.nodes) == 14 and {r["outcome"] for r in runs} == {"done"}
 
 
 @pytest.mark.slow
@@ -102,9 +108,8 @@ def small_project(tmp_path) -> Path:
     proj = tmp_path / "p"
     lf("new", str(proj), "--data", str(data), "--label", "bad", check_rc=0)
     project = Project.load(proj)
-    for t in ("explore.profile", "features.auto", "features.binning", "automl.autogluon", "evaluate.evaluate",
-              "automl.predict", "io.write_csv"):
-        project.graph.remove_node(node_by_type(project, t))
+    for nid in [n.id for n in project.graph.nodes.values() if n.type_id not in ("io.read_csv", "features.split")]:
+        project.graph.remove_node(nid)
     project.save()
     return proj
 
@@ -213,7 +218,7 @@ def test_nodes_lists_types_ports_and_settings():
     doc = json.loads(lf("nodes", "--json", check_rc=0).stdout)
     by_id = {n["type_id"]: n for n in doc["nodes"]}
     assert by_id["automl.autogluon"]["heavy"]
-    assert by_id["automl.autogluon"]["inputs"] == {"train": "Table", "transform": "FittedTransform"}
+    assert by_id["automl.autogluon"]["inputs"] == {"train": "Table", "valid": "Table", "transform": "FittedTransform"}
     assert by_id["evaluate.evaluate"]["outputs"] == {"report": "Report"}
     assert "test_fraction" in by_id["features.split"]["settings"]["properties"]
     text = lf("nodes", check_rc=0).stdout

@@ -1,0 +1,317 @@
+"""Gradient boosting with LightGBM: one transparent, reproducible model with optional monotone constraints.
+
+Banks need models whose direction of effect can be guaranteed (a higher debt-to-income ratio must never lower the
+predicted default risk), so each feature may be constrained to push the score only up or only down. Training is
+deterministic: the same data, settings and seed give the same `model.txt`, byte for byte, on the same machine.
+The model is stored in LightGBM's text format and scored through `nodes.automl.gbm_flavor`, whose encoder is also
+the one used here for training, so training and scoring cannot prepare features differently.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from engine.errors import NodeInputError
+from engine.fileio import atomic_output_path
+from engine.i18n import N_, tr
+from engine.ports import FittedTransformPort, Model, ModelRef, Report, ReportPort, Table
+from engine.sdk import Context, Node, NodeSettings, PortSpec, node
+from nodes.automl import gbm_flavor
+from nodes.automl.flavors import feature_kinds, prepare
+from nodes.automl.train import check_label
+from nodes.automl.training import feature_frame, problem_type_of
+from nodes.columns import require_columns
+from nodes.evaluate import metrics as m
+from nodes.plotting import barh_margins, figure
+
+ProblemType = Literal["auto", "binary", "multiclass", "regression"]
+_CHART_FEATURES = 20
+
+
+class GBMSettings(NodeSettings):
+    label: str = Field(min_length=1, title=N_("Label column"), json_schema_extra={"widget": "column", "port": "train"})
+    problem_type: ProblemType = Field("auto", title=N_("Problem type"), description=N_(
+        "auto: two label values give binary; text or a few whole numbers give multiclass; other numbers regression"))
+    n_estimators: int = Field(500, ge=1, le=100_000, title=N_("Number of trees"),
+                              description=N_("The most trees to grow; early stopping may use fewer"))
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0, title=N_("Learning rate"))
+    num_leaves: int = Field(31, ge=2, le=131_072, title=N_("Leaves per tree"))
+    max_depth: int = Field(-1, ge=-1, le=256, title=N_("Maximum depth"), description=N_("-1: no limit"))
+    min_child_samples: int = Field(20, ge=1, title=N_("Minimum rows per leaf"))
+    subsample: float = Field(1.0, gt=0.0, le=1.0, title=N_("Row subsample"),
+                             description=N_("Share of rows drawn for each tree; 1 uses all rows"))
+    colsample: float = Field(1.0, gt=0.0, le=1.0, title=N_("Feature subsample"),
+                             description=N_("Share of features drawn for each tree; 1 uses all features"))
+    reg_lambda: float = Field(0.0, ge=0.0, title=N_("L2 regularisation"))
+    early_stopping_rounds: int = Field(50, ge=0, title=N_("Early stopping rounds"), description=N_(
+        "With a validation table: stop when its score has not improved for this many trees (0: never stop early)"))
+    monotone_constraints: dict[str, Literal[-1, 0, 1]] = Field(
+        default_factory=dict, title=N_("Monotone constraints"),
+        description=N_("Column → 1 (the prediction never decreases as the value grows) or -1 (never increases); "
+                       "for binary models the prediction is the probability of the positive class. Numeric "
+                       "columns only, e.g. debt_to_income: 1, annual_income: -1"))
+    exclude: list[str] = Field(default_factory=list, title=N_("Leave out columns"), description=N_(
+        "Columns the model must not use (e.g. protected attributes). Dates and identifier-like text columns are "
+        "always left out, with a note in the log"))
+    seed: int | None = Field(None, title=N_("Seed"), description=N_("Empty uses the project seed"))
+
+
+def threads() -> int:
+    """The cores this process may use: fixed per machine, so a seed reproduces a model exactly on it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def lgb_params(settings: GBMSettings, problem_type: str, n_classes: int, monotone: list[int], seed: int,
+               num_threads: int) -> dict[str, Any]:
+    """The exact parameters handed to `lightgbm.train` (tests train LightGBM directly with these)."""
+    objective = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}[problem_type]
+    params: dict[str, Any] = {
+        "objective": objective,
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "max_depth": settings.max_depth,
+        "min_data_in_leaf": settings.min_child_samples,
+        "feature_fraction": settings.colsample,
+        "bagging_fraction": settings.subsample,
+        "bagging_freq": 1 if settings.subsample < 1.0 else 0,
+        "lambda_l2": settings.reg_lambda,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": num_threads,
+        "verbosity": -1,
+    }
+    if problem_type == "multiclass":
+        params["num_class"] = n_classes
+    if any(monotone):
+        params["monotone_constraints"] = monotone
+    return params
+
+
+def lgb_feature_names(features: list[str]) -> list[str]:
+    """Column names as LightGBM accepts them (no JSON punctuation or spaces), unique; for reading model.txt only:
+    scoring passes columns by position, in `info["features"]` order."""
+    names: list[str] = []
+    for i, col in enumerate(features):
+        name = re.sub(r'[\s"\\,:\[\]{}]', "_", col) or f"column_{i}"
+        names.append(name if name not in names else f"{name}__{i}")
+    return names
+
+
+def _check_features(frame: pl.DataFrame, kinds: dict[str, str]) -> None:
+    other = [f"{c!r} ({frame.schema[c]})" for c, k in kinds.items() if k == "other"]
+    if other:
+        raise NodeInputError(tr("LightGBM cannot use columns of these types (drop or convert them): {cols}",
+                                cols=", ".join(other)))
+
+
+def _check_monotone(settings: GBMSettings, kinds: dict[str, str], problem_type: str) -> list[int]:
+    """One constraint per feature, in feature order; errors here, since LightGBM aborts the process on some."""
+    wanted = {c: d for c, d in settings.monotone_constraints.items() if d != 0}
+    if not wanted:
+        return [0] * len(kinds)
+    if problem_type == "multiclass":
+        raise NodeInputError(tr("Monotone constraints apply to binary and regression models, not multiclass"))
+    unknown = [c for c in wanted if c not in kinds]
+    if unknown:
+        raise NodeInputError(tr("Monotone constraints name columns that are not features: {cols}. Features are: "
+                                "{have}", cols=", ".join(repr(c) for c in unknown), have=", ".join(kinds)))
+    text = [c for c in wanted if kinds[c] == "text"]
+    if text:
+        raise NodeInputError(tr("Monotone constraints need numeric or boolean columns; {cols} hold text",
+                                cols=", ".join(repr(c) for c in text)))
+    return [int(wanted.get(c, 0)) for c in kinds]
+
+
+def _categories(frame: pl.DataFrame, kinds: dict[str, str]) -> dict[str, list[str]]:
+    return {col: frame[col].drop_nulls().cast(pl.String).unique().sort().to_list()
+            for col, kind in kinds.items() if kind == "text"}
+
+
+def _label_codes(label: pl.Series, info: dict, where: str) -> np.ndarray:
+    """Regression: the values; classifiers: the index in `info["class_values"]`, unknown classes named."""
+    if info["problem_type"] == "regression":
+        return label.cast(pl.Float64).to_numpy()
+    known = pl.Series(info["class_values"])  # compared in the label's own type: True is not "true"
+    codes = label.cast(known.dtype, strict=False).replace_strict(
+        known, pl.Series(range(known.len()), dtype=pl.Int32), default=None, return_dtype=pl.Int32)
+    unseen = label.filter(codes.is_null()).unique().sort().to_list()
+    if unseen:
+        raise NodeInputError(tr("{where}: label {col!r} has classes the training data lacks: {values} (training "
+                                "classes: {known})", where=where, col=info["label"],
+                                values=", ".join(repr(v) for v in unseen[:10]), known=", ".join(info["classes"])))
+    return codes.to_numpy()
+
+
+def _progress(ctx: Context, total: int) -> Any:
+    step = max(1, total // 100)  # about a hundred updates, whatever the number of trees
+
+    def callback(env: Any) -> None:
+        ctx.check_cancelled()
+        done = env.iteration - env.begin_iteration + 1
+        if done % step == 0 or done == total:
+            ctx.progress(0.95 * done / total, tr("tree {i} of {n}", i=done, n=total))
+
+    return callback
+
+
+def _valid_metrics(model: ModelRef, features: pl.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """Metrics of the saved model on the (prepared) validation features, scored as Evaluate and Predict will."""
+    scores = gbm_flavor.score(model, features)
+    if scores.problem_type == "binary":
+        if y.min() == y.max():
+            return {}
+        return m.binary_metrics(y, scores.proba[str(scores.positive_class)].to_numpy(), 0.5)  # type: ignore[index]
+    if scores.problem_type == "regression":
+        return m.regression_metrics(y, scores.prediction.astype(float))
+    truth = np.asarray(model.info["class_values"], dtype=object)[y].astype(str)
+    return m.multiclass_metrics(truth, scores.prediction.astype(str))
+
+
+def importance_table(booster: Any, features: list[str], iteration: int) -> pl.DataFrame:
+    gain = booster.feature_importance("gain", iteration=iteration).astype(np.float64)
+    split = booster.feature_importance("split", iteration=iteration).astype(np.int64)
+    total = gain.sum()
+    table = pl.DataFrame({"feature": features, "gain": gain, "split": split,
+                          "share_of_gain": gain / total if total > 0 else np.zeros_like(gain)})
+    return table.sort("gain", descending=True, maintain_order=True)  # ties keep the feature order
+
+
+def _importance_chart(report: Report, table: pl.DataFrame) -> None:
+    top = table.head(_CHART_FEATURES).reverse()
+    labels = top["feature"].to_list()
+    height = 1.2 + 0.28 * len(labels)
+    fig = figure(6, height)
+    ax = fig.subplots()
+    ax.barh(labels, top["share_of_gain"].to_numpy(), color="#1e88e5")
+    ax.set_xlabel(tr("Share of total gain"))
+    ax.set_title(tr("Feature importance (gain)"))
+    barh_margins(fig, labels, 6, height)
+    report.add_figure(tr("Feature importance"), fig, tight=False)
+
+
+@node("automl.lightgbm", version=1, title=N_("Gradient boosting (LightGBM)"), category=N_("Modeling"),
+      icon="automl", heavy=True)
+class LightGBM(Node):
+    """Train one gradient-boosted tree model with LightGBM, reproducibly, with optional monotone constraints."""
+
+    inputs = {"train": Table,
+              "valid": PortSpec("valid", Table, required=False, description=N_(
+                  "Validation rows for early stopping and the report's metrics, with the training table's columns "
+                  "(prepared the same way)")),
+              "transform": PortSpec("transform", FittedTransformPort, required=False, description=N_(
+                  "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and "
+                  "Export prepare new data exactly the same way"))}
+    outputs = {"model": Model, "feature_importance": Table, "report": ReportPort}
+    Settings = GBMSettings
+
+    def compute(self, inputs: dict, settings: GBMSettings, ctx: Context) -> dict:
+        table = check_label(inputs["train"], settings)  # type: ignore[arg-type]  # same label rules as AutoML
+        dropped = inputs["train"].height - table.height
+        if dropped:
+            ctx.log.warning(tr("dropped {n} rows with a missing label", n=dropped))
+        info = self._describe(table, settings, ctx)
+        monotone = _check_monotone(settings, info["feature_kinds"], info["problem_type"])
+        frame = table.select(info["features"])
+        x, _ = gbm_flavor.encode_counting(info, frame)
+        y = _label_codes(table[settings.label], info, tr("Training table"))
+        valid = self._valid(inputs.get("valid"), info, settings, ctx)
+
+        import lightgbm as lgb
+
+        seed = ctx.seed if settings.seed is None else settings.seed
+        params = lgb_params(settings, info["problem_type"], len(info["classes"]), monotone, seed, threads())
+        categorical = [i for i, c in enumerate(info["features"]) if c in info["categories"]]
+        train_set = lgb.Dataset(x, label=y, feature_name=lgb_feature_names(info["features"]),
+                                categorical_feature=categorical, free_raw_data=True)
+        callbacks = [_progress(ctx, settings.n_estimators)]
+        valid_sets = []
+        if valid is not None:
+            valid_sets = [lgb.Dataset(valid[1], label=valid[2], reference=train_set)]
+            if settings.early_stopping_rounds:
+                callbacks.append(lgb.early_stopping(settings.early_stopping_rounds, first_metric_only=True,
+                                                    verbose=False))
+        booster = lgb.train(params, train_set, num_boost_round=settings.n_estimators, valid_sets=valid_sets,
+                            valid_names=["valid"] * len(valid_sets), callbacks=callbacks)
+        trees = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        if trees < settings.n_estimators:
+            ctx.log.info(tr("early stopping kept {n} of {total} trees", n=trees, total=settings.n_estimators))
+
+        folder = ctx.workdir / "lightgbm"
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output_path(folder / gbm_flavor.MODEL_FILE) as tmp:
+            booster.save_model(str(tmp), num_iteration=trees)
+        info["params"] = params
+        info["trees"] = trees
+        transform = inputs.get("transform")
+        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
+            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+        model = ModelRef("lightgbm", folder, info)
+
+        importance = importance_table(booster, info["features"], trees)
+        report = Report(title=tr("LightGBM model"), kind="model")
+        if valid is not None:
+            info["metrics"] = _valid_metrics(model, valid[0], valid[2])
+        report.metrics = {"problem_type": info["problem_type"], "trees": trees, **info.get("metrics", {})}
+        report.tables[tr("Feature importance")] = importance
+        _importance_chart(report, importance)
+        ctx.progress(1.0)
+        return {"model": model, "feature_importance": importance, "report": report}
+
+    @staticmethod
+    def _describe(table: pl.DataFrame, settings: GBMSettings, ctx: Context) -> dict[str, Any]:
+        """The model's metadata (the contract in flavors.py), known before training."""
+        label = table[settings.label]
+        problem_type = problem_type_of(label, settings.problem_type, ctx)
+        frame, skipped = feature_frame(table, settings.label, settings.exclude, ctx)
+        kinds = feature_kinds(frame)
+        _check_features(frame, kinds)
+        values = [] if problem_type == "regression" else label.unique().sort().to_list()
+        if problem_type == "binary":  # as AutoGluon does: the second in sorted order (1 of 0/1, True of booleans)
+            ctx.log.info(tr("positive class (the event the probability is for): {value!r}", value=values[1]))
+        info: dict[str, Any] = {
+            "label": settings.label,
+            "problem_type": problem_type,
+            "features": frame.columns,
+            "feature_kinds": kinds,
+            "categories": _categories(frame, kinds),
+            "left_out": skipped,
+            "classes": [str(v) for v in values],
+            "class_values": values,
+            "positive_class": str(values[1]) if problem_type == "binary" else None,
+            "train_rows": table.height,
+            "best_model": "LightGBM",
+            "monotone_constraints": {c: d for c, d in settings.monotone_constraints.items() if d != 0},
+        }
+        return info
+
+    @staticmethod
+    def _valid(valid: pl.DataFrame | None, info: dict, settings: GBMSettings,
+               ctx: Context) -> tuple[pl.DataFrame, np.ndarray, np.ndarray] | None:
+        """(prepared features, encoded matrix, label codes) of the validation rows with a label, or None.
+
+        The validation table comes prepared like the training table, so the transform is not applied to it."""
+        if valid is None:
+            return None
+        require_columns(valid, [settings.label], tr("Validation table"))
+        valid = valid.filter(pl.col(settings.label).is_not_null())
+        if valid.height == 0:
+            raise NodeInputError(tr("The validation table has no rows with a label in {col!r}", col=settings.label))
+        y = _label_codes(valid[settings.label], info, tr("Validation table"))
+        try:
+            features = prepare(ModelRef("lightgbm", ctx.workdir, info), valid)
+        except NodeInputError as exc:
+            raise NodeInputError(tr("Validation table: {problem}", problem=str(exc))) from None
+        x, unseen = gbm_flavor.encode_counting(info, features)
+        for col, n in unseen.items():
+            ctx.log.warning(tr("validation table, column {col!r}: {n} value(s) not seen in training, treated as "
+                               "missing", col=col, n=n))
+        return features, x, y

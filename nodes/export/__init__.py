@@ -1,0 +1,1 @@
+"""Export: turn a trained model and its preparation into a portable, verifiable model package (ONNX)."""

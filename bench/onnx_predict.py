@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.common import report
+from bench.common import best_of, report
 
 N_FEATURES = 50
 N_TREES = 500
@@ -108,16 +107,6 @@ def _percentiles(fn, calls: list) -> tuple[float, float]:
     return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
 
 
-def _median_s(fn, repeat: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> dict:
     from nodes.export.onnx_convert import feeds, input_specs
 
@@ -137,8 +126,9 @@ def main() -> dict:
         o50, o99 = _percentiles(lambda i: online.run(["probability"], onnx_rows[i]), rows)
 
         batch_feed = feeds(specs, holdout)
-        native_s = _median_s(lambda: booster.predict(matrix))
-        onnx_s = _median_s(lambda: batch.run(["probability"], batch_feed))
+        booster.predict(matrix), batch.run(["probability"], batch_feed)  # warm-up: first calls allocate
+        native_s = best_of(lambda: booster.predict(matrix), repeat=7)
+        onnx_s = best_of(lambda: batch.run(["probability"], batch_feed), repeat=7)
 
         trees = session(trees_only(booster, folder / "trees.onnx"), 1)
         f32 = matrix.astype(np.float32)

@@ -19,13 +19,12 @@ from pydantic import Field
 from engine.errors import NodeInputError
 from engine.fileio import atomic_output_path
 from engine.i18n import N_, tr
-from engine.ports import FittedTransformPort, Model, ModelRef, Report, ReportPort, Table
-from engine.sdk import Context, Node, NodeSettings, PortSpec, node
+from engine.ports import Model, ModelRef, Report, ReportPort, Table
+from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import gbm_flavor
-from nodes.automl.flavors import feature_kinds, prepare
-from nodes.automl.train import check_label
-from nodes.automl.training import feature_frame, problem_type_of
-from nodes.columns import require_columns
+from nodes.automl.flavors import feature_kinds
+from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, problem_type_of,
+                                   validation_rows)
 from nodes.evaluate import metrics as m
 from nodes.plotting import barh_margins, figure
 
@@ -204,20 +203,12 @@ class LightGBM(Node):
     """Train one gradient-boosted tree model with LightGBM, reproducibly, with optional monotone constraints."""
 
     inputs = {"train": Table,
-              "valid": PortSpec("valid", Table, required=False, description=N_(
-                  "Validation rows for early stopping and the report's metrics, with the training table's columns "
-                  "(prepared the same way)")),
-              "transform": PortSpec("transform", FittedTransformPort, required=False, description=N_(
-                  "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and "
-                  "Export prepare new data exactly the same way"))}
+              "valid": VALID_INPUT, "transform": TRANSFORM_INPUT}
     outputs = {"model": Model, "feature_importance": Table, "report": ReportPort}
     Settings = GBMSettings
 
     def compute(self, inputs: dict, settings: GBMSettings, ctx: Context) -> dict:
-        table = check_label(inputs["train"], settings)  # type: ignore[arg-type]  # same label rules as AutoML
-        dropped = inputs["train"].height - table.height
-        if dropped:
-            ctx.log.warning(tr("dropped {n} rows with a missing label", n=dropped))
+        table = labelled_rows(inputs["train"], settings, ctx)  # type: ignore[arg-type]  # AutoML's label rules
         info = self._describe(table, settings, ctx)
         monotone = _check_monotone(settings, info["feature_kinds"], info["problem_type"])
         frame = table.select(info["features"])
@@ -296,20 +287,11 @@ class LightGBM(Node):
     @staticmethod
     def _valid(valid: pl.DataFrame | None, info: dict, settings: GBMSettings,
                ctx: Context) -> tuple[pl.DataFrame, np.ndarray, np.ndarray] | None:
-        """(prepared features, encoded matrix, label codes) of the validation rows with a label, or None.
-
-        The validation table comes prepared like the training table, so the transform is not applied to it."""
+        """(prepared features, encoded matrix, label codes) of the validation rows with a label, or None."""
         if valid is None:
             return None
-        require_columns(valid, [settings.label], tr("Validation table"))
-        valid = valid.filter(pl.col(settings.label).is_not_null())
-        if valid.height == 0:
-            raise NodeInputError(tr("The validation table has no rows with a label in {col!r}", col=settings.label))
-        y = _label_codes(valid[settings.label], info, tr("Validation table"))
-        try:
-            features = prepare(ModelRef("lightgbm", ctx.workdir, info), valid)
-        except NodeInputError as exc:
-            raise NodeInputError(tr("Validation table: {problem}", problem=str(exc))) from None
+        features, labels = validation_rows(valid, info, "lightgbm", settings.label, ctx)
+        y = _label_codes(labels, info, tr("Validation table"))
         x, unseen = gbm_flavor.encode_counting(info, features)
         for col, n in unseen.items():
             ctx.log.warning(tr("validation table, column {col!r}: {n} value(s) not seen in training, treated as "

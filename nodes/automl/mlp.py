@@ -22,13 +22,13 @@ from pydantic import Field, field_validator
 
 from engine.errors import NodeInputError
 from engine.i18n import N_, tr
-from engine.ports import FittedTransformPort, Model, ModelRef, Report, ReportPort, Table
-from engine.sdk import Context, Node, NodeSettings, PortSpec, node
+from engine.ports import Model, ModelRef, Report, ReportPort, Table
+from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import mlp_flavor
-from nodes.automl.flavors import feature_kinds, prepare
-from nodes.automl.training import feature_frame, problem_type_of
-from nodes.automl.train import check_label, cuda_available
-from nodes.columns import require_columns
+from nodes.automl.flavors import feature_kinds
+from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, problem_type_of,
+                                   validation_rows)
+from nodes.automl.train import cuda_available
 from nodes.evaluate import metrics as m
 from nodes.plotting import figure
 
@@ -296,20 +296,12 @@ class MLP(Node):
     """Train a feed-forward neural network on a table, reproducibly, on the CPU or a CUDA GPU."""
 
     inputs = {"train": Table,
-              "valid": PortSpec("valid", Table, required=False, description=N_(
-                  "Validation rows for early stopping and the report's metrics, with the training table's columns "
-                  "(prepared the same way)")),
-              "transform": PortSpec("transform", FittedTransformPort, required=False, description=N_(
-                  "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and "
-                  "Export prepare new data exactly the same way"))}
+              "valid": VALID_INPUT, "transform": TRANSFORM_INPUT}
     outputs = {"model": Model, "report": ReportPort}
     Settings = MLPSettings
 
     def compute(self, inputs: dict, settings: MLPSettings, ctx: Context) -> dict:
-        table = check_label(inputs["train"], settings)  # type: ignore[arg-type]  # same label rules as AutoML
-        dropped = inputs["train"].height - table.height
-        if dropped:
-            ctx.log.warning(tr("dropped {n} rows with a missing label", n=dropped))
+        table = labelled_rows(inputs["train"], settings, ctx)  # type: ignore[arg-type]  # AutoML's label rules
         device = resolve_device(settings.device)
         seed = ctx.seed if settings.seed is None else settings.seed
         info = describe(table, settings, ctx)
@@ -355,19 +347,9 @@ class MLP(Node):
     @staticmethod
     def _valid(valid: pl.DataFrame | None, info: dict[str, Any], encoding: list[dict[str, Any]],
                settings: MLPSettings, ctx: Context) -> tuple[np.ndarray, np.ndarray] | None:
-        """(input matrix, targets) of the validation rows with a label, or None.
-
-        The validation table comes prepared like the training table, so the transform is not applied to it."""
+        """(input matrix, targets) of the validation rows with a label, or None."""
         if valid is None:
             ctx.log.info(tr("no validation table: training runs all {n} epochs", n=settings.epochs))
             return None
-        require_columns(valid, [settings.label], tr("Validation table"))
-        valid = valid.filter(pl.col(settings.label).is_not_null())
-        if valid.height == 0:
-            raise NodeInputError(tr("The validation table has no rows with a label in {col!r}", col=settings.label))
-        y = label_targets(valid[settings.label], info, tr("Validation table"))
-        try:
-            features = prepare(ModelRef("mlp", ctx.workdir, info), valid)
-        except NodeInputError as exc:
-            raise NodeInputError(tr("Validation table: {problem}", problem=str(exc))) from None
-        return mlp_flavor.encode(encoding, features), y
+        features, labels = validation_rows(valid, info, "mlp", settings.label, ctx)
+        return mlp_flavor.encode(encoding, features), label_targets(labels, info, tr("Validation table"))

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import sys
 import threading
 import time
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field
 
 from engine.errors import NodeInputError
 from engine.i18n import N_, tr
-from engine.ports import FittedTransformPort, Model, ModelRef, Table
+from engine.ports import Model, ModelRef, Table
 from engine.sdk import Context, Node, NodeSettings, PortSpec, node
 from nodes.automl.flavors import feature_kinds
+from nodes.automl.training import TRANSFORM_INPUT, labelled_rows
 from nodes.columns import require_columns
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -55,13 +59,6 @@ class AutoMLSettings(NodeSettings):
         "tuning rows), on at most 1000 rows with 3 shuffles; adds a little time after training"))
 
 
-class _LabelSettings(Protocol):
-    """What the label checks read: AutoML's settings, and those of other training nodes that share them."""
-
-    label: str
-    problem_type: str
-
-
 # AutoGluon's messages when it skips a model, or stops altogether, for lack of time
 _OUT_OF_TIME = re.compile(r"time limit exceeded|no time left|not enough time|exceeds the maximum time limit", re.IGNORECASE)
 # AutoGluon's errors when a fit ends without any model
@@ -87,7 +84,13 @@ _FAMILY_PACKAGES = {"FASTAI": "fastai"}
 
 
 def cuda_available() -> bool:
-    """Whether this worker has a usable CUDA GPU (torch is how AutoGluon and the MLP node reach it)."""
+    """Whether this worker has a usable CUDA GPU (torch is how AutoGluon and the MLP node reach it).
+
+    Without the NVIDIA driver there is no GPU to find: that is answered without importing torch, which costs
+    about 1.5 s that a CPU worker would add to every AutoML run for nothing."""
+    if "torch" not in sys.modules and not (Path("/proc/driver/nvidia/version").exists()
+                                           or shutil.which("nvidia-smi")):
+        return False
     try:
         import torch
     except ImportError:
@@ -133,28 +136,6 @@ def predictor_kwargs(settings: AutoMLSettings, seed: int) -> dict:
     }
 
 
-def check_label(table: pl.DataFrame, settings: _LabelSettings) -> pl.DataFrame:
-    require_columns(table, [settings.label], tr("Label column"))
-    if table.height == 0:
-        raise NodeInputError(tr("The training table has no rows"))
-    label = table[settings.label]
-    if label.null_count() == table.height:
-        raise NodeInputError(tr("Label column {col!r} is empty", col=settings.label))
-    table = table.filter(pl.col(settings.label).is_not_null())
-    n_classes = table[settings.label].n_unique()
-    if n_classes < 2:
-        value = table[settings.label][0]
-        raise NodeInputError(tr("Label column {col!r} has a single class ({value!r}) in the training data; a model "
-                                "needs at least two classes. Check the label column and the split.",
-                                col=settings.label, value=value))
-    if settings.problem_type == "binary" and n_classes != 2:
-        raise NodeInputError(tr("Problem type is binary but label {col!r} has {n} classes",
-                                col=settings.label, n=n_classes))
-    if table.width < 2:
-        raise NodeInputError(tr("The training table has no feature columns besides the label"))
-    return table
-
-
 def json_value(value: Any) -> Any:
     """A label value as plain JSON (numpy scalars become Python ints, floats, bools)."""
     return value.item() if hasattr(value, "item") else value
@@ -194,8 +175,11 @@ def feature_importance(predictor: Any, valid: pl.DataFrame | None, ctx: Context)
                          "p_value": fi["p_value"].to_numpy(dtype=float)}, schema=FI_COLUMNS)
 
 
-def models_on_gpu(predictor: Any) -> list[str]:
-    """The trained models that AutoGluon fitted with a GPU share (from each model's fit metadata)."""
+def models_on_gpu(predictor: Any, num_gpus: int | None) -> list[str]:
+    """The trained models that AutoGluon fitted with a GPU share (from each model's fit metadata). Reading that
+    metadata loads every model, so it is only read when the fit was offered a GPU."""
+    if not num_gpus:
+        return []
     return [name for name in predictor.model_names()
             if (predictor.model_info(name).get("num_gpus") or 0) > 0]
 
@@ -217,23 +201,18 @@ class AutoML(Node):
               "valid": PortSpec("valid", Table, required=False, description=N_(
                   "Held-out rows, with the training table's columns (prepared the same way), to measure feature "
                   "importance on; not used for training")),
-              "transform": PortSpec("transform", FittedTransformPort, required=False, description=N_(
-                  "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and "
-                  "Export prepare new data exactly the same way"))}
+              "transform": TRANSFORM_INPUT}
     outputs = {"model": Model, "leaderboard": Table, "feature_importance": Table}
     Settings = AutoMLSettings
 
     def compute(self, inputs: dict, settings: AutoMLSettings, ctx: Context) -> dict:
-        table = check_label(inputs["train"], settings)  # fail fast, before the slow import
+        table = labelled_rows(inputs["train"], settings, ctx)  # fail fast, before the slow import
         valid = inputs.get("valid")
         if valid is not None and settings.feature_importance:
             valid = check_valid(valid, table, settings.label)
         num_gpus = gpu_request(settings)
         from autogluon.tabular import TabularPredictor
 
-        dropped = inputs["train"].height - table.height
-        if dropped:
-            ctx.log.warning(tr("dropped {n} rows with a missing label", n=dropped))
         frame = table.to_pandas()
         path = ctx.workdir / "autogluon"
         handler = _ForwardLogs(ctx)
@@ -275,7 +254,7 @@ class AutoML(Node):
             for h in own_streams:
                 ag_log.addHandler(h)
         classes = [json_value(c) for c in (predictor.class_labels or [])]
-        on_gpu = models_on_gpu(predictor)
+        on_gpu = models_on_gpu(predictor, num_gpus)
         info = {
             "label": settings.label,
             "problem_type": predictor.problem_type,

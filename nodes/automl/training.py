@@ -2,17 +2,62 @@
 are left out of the features. One rule per question, so a table trains alike in every node."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from engine.errors import NodeInputError
-from engine.i18n import tr
-from engine.sdk import Context
-from nodes.automl.flavors import feature_kinds
+from engine.i18n import N_, tr
+from engine.ports import FittedTransformPort, ModelRef, Table
+from engine.sdk import Context, PortSpec
+from nodes.automl.flavors import feature_kinds, prepare
 from nodes.columns import identifier_like, require_columns
 
 MAX_AUTO_CLASSES = 20  # an integer label with more distinct values than this is taken as a regression target
+
+TRANSFORM_INPUT = PortSpec("transform", FittedTransformPort, required=False, description=N_(
+    "Preprocessing fitted on the training data; kept inside the model so Evaluate, Predict and Export prepare new "
+    "data exactly the same way"))
+VALID_INPUT = PortSpec("valid", Table, required=False, description=N_(
+    "Validation rows for early stopping and the report's metrics, with the training table's columns (prepared the "
+    "same way)"))
+
+
+class _LabelSettings(Protocol):
+    """What the label checks read: AutoML's settings, and those of other training nodes that share them."""
+
+    label: str
+    problem_type: str
+
+
+def check_label(table: pl.DataFrame, settings: _LabelSettings) -> pl.DataFrame:
+    require_columns(table, [settings.label], tr("Label column"))
+    if table.height == 0:
+        raise NodeInputError(tr("The training table has no rows"))
+    label = table[settings.label]
+    if label.null_count() == table.height:
+        raise NodeInputError(tr("Label column {col!r} is empty", col=settings.label))
+    table = table.filter(pl.col(settings.label).is_not_null())
+    n_classes = table[settings.label].n_unique()
+    if n_classes < 2:
+        value = table[settings.label][0]
+        raise NodeInputError(tr("Label column {col!r} has a single class ({value!r}) in the training data; a model "
+                                "needs at least two classes. Check the label column and the split.",
+                                col=settings.label, value=value))
+    if settings.problem_type == "binary" and n_classes != 2:
+        raise NodeInputError(tr("Problem type is binary but label {col!r} has {n} classes",
+                                col=settings.label, n=n_classes))
+    if table.width < 2:
+        raise NodeInputError(tr("The training table has no feature columns besides the label"))
+    return table
+
+
+def labelled_rows(train: pl.DataFrame, settings: _LabelSettings, ctx: Context) -> pl.DataFrame:
+    """The training rows that have a label (the others are counted in the log), checked by `check_label`."""
+    table = check_label(train, settings)
+    if train.height > table.height:
+        ctx.log.warning(tr("dropped {n} rows with a missing label", n=train.height - table.height))
+    return table
 
 
 def infer_problem_type(label: pl.Series) -> str:
@@ -70,3 +115,19 @@ def feature_frame(table: pl.DataFrame, label: str, exclude: list[str], ctx: Cont
         raise NodeInputError(tr("No feature columns are left to train on (left out: {cols})",
                                 cols=", ".join(repr(c) for c in skipped)))
     return frame, skipped
+
+
+def validation_rows(valid: pl.DataFrame, info: dict[str, Any], flavor: str, label: str,
+                    ctx: Context) -> tuple[pl.DataFrame, pl.Series]:
+    """The validation rows that have a label, as the model's checked input columns, and their labels.
+
+    The validation table comes prepared like the training table, so the model's transform is not applied to it."""
+    require_columns(valid, [label], tr("Validation table"))
+    valid = valid.filter(pl.col(label).is_not_null())
+    if valid.height == 0:
+        raise NodeInputError(tr("The validation table has no rows with a label in {col!r}", col=label))
+    try:
+        features = prepare(ModelRef(flavor, ctx.workdir, {k: v for k, v in info.items() if k != "transform"}), valid)
+    except NodeInputError as exc:
+        raise NodeInputError(tr("Validation table: {problem}", problem=str(exc))) from None
+    return features, valid[label]

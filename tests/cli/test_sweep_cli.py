@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from engine.graph import Edge
 from engine.project import Project
 from engine.templates import SAMPLE_DATA
+from tests.engine.test_sweep import add_lightgbm_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,16 +31,7 @@ def project_dir(tmp_path_factory) -> Path:
     (folder / "data").mkdir(parents=True)
     pl.read_csv(SAMPLE_DATA).drop("customer_id", "application_date").head(1200).write_csv(folder / "data" / "c.csv")
     project = Project.new(folder, "Sweep CLI")
-    g = project.graph
-    read = g.add_node("io.read_csv", {"path": "data/c.csv"}, title="Read CSV").id
-    split = g.add_node("features.split", {"test_fraction": 0.3, "stratify_by": "default"}, title="Split").id
-    gbm = g.add_node("automl.lightgbm", {"label": "default", "n_estimators": 10, "early_stopping_rounds": 0},
-                     title="LightGBM").id
-    ev = g.add_node("evaluate.evaluate", {}, title="Evaluate").id
-    g.add_edge(Edge(read, "table", split, "table"))
-    g.add_edge(Edge(split, "train", gbm, "train"))
-    g.add_edge(Edge(gbm, "model", ev, "model"))
-    g.add_edge(Edge(split, "test", ev, "table"))
+    add_lightgbm_workflow(project, "data/c.csv")
     project.save()
     return folder
 

@@ -245,10 +245,10 @@ def test_cancel_stops_the_running_member_and_skips_the_rest(project):
     assert [m.status for m in result.members] == ["ok", "cancelled", "cancelled", "cancelled"]
 
 
-def test_members_run_on_a_real_dask_cluster(project, parts, dask_cluster):
-    """Real LightGBM training and evaluation on the loopback Dask workers, one member per grid point."""
+def add_lightgbm_workflow(project: Project, data_path: str) -> None:
+    """Read CSV → Split → LightGBM (10 trees) → Evaluate: a real, quick training workflow to sweep."""
     g = project.graph
-    read = g.add_node("io.read_csv", {"path": str(parts[0])}, title="Read CSV").id
+    read = g.add_node("io.read_csv", {"path": data_path}, title="Read CSV").id
     split = g.add_node("features.split", {"test_fraction": 0.3, "stratify_by": "default"}, title="Split").id
     gbm = g.add_node("automl.lightgbm", {"label": "default", "n_estimators": 10, "early_stopping_rounds": 0},
                      title="LightGBM").id
@@ -257,6 +257,11 @@ def test_members_run_on_a_real_dask_cluster(project, parts, dask_cluster):
     g.add_edge(Edge(split, "train", gbm, "train"))
     g.add_edge(Edge(gbm, "model", ev, "model"))
     g.add_edge(Edge(split, "test", ev, "table"))
+
+
+def test_members_run_on_a_real_dask_cluster(project, parts, dask_cluster):
+    """Real LightGBM training and evaluation on the loopback Dask workers, one member per grid point."""
+    add_lightgbm_workflow(project, str(parts[0]))
     spec = SweepSpec(grid={"LightGBM.num_leaves": [4, 8]}, primary_metric="auc")
     result = run_sweep(project, spec, scheduler_address=dask_cluster)
     assert result.ok, result.table.to_dicts()

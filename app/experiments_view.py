@@ -104,6 +104,9 @@ class ExperimentsView(QtWidgets.QWidget):
         split.addWidget(self._compare)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 2)
+        # at least four runs stay visible above the comparison, however short the dock
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + 4 * self.table.verticalHeader().defaultSectionSize() + 4)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(self._filters)

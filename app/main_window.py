@@ -144,10 +144,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_hint(self) -> None:
         self.hint_label.setText(tr(
             "<b>Welcome to Ledgerflow.</b> This sample profiles credit applications, splits them, derives ratio "
-            "features and WOE-bins them on the training part, trains AutoML, evaluates the model and writes "
-            "predictions. Press <b>Run all</b> (F5) to run it, then click <b>Evaluate</b> to see its report, or "
-            "<b>Derived features</b> for why each feature was kept. Drag nodes from the palette on the left; connect "
-            "ports by dragging from an output to an input; press Tab on the canvas to search nodes."))
+            "features and WOE-bins them on the training part, then trains AutoML, a points scorecard and a "
+            "gradient-boosting model, evaluates all three, exports the boosting model as a verified ONNX package "
+            "and writes predictions with reason codes. Press <b>Run all</b> (F5) to run it, then click an "
+            "<b>Evaluate</b> node to see its report, or open the <b>Experiments</b> tab to compare the models. Drag "
+            "nodes from the palette on the left; connect ports by dragging from an output to an input; press Tab on "
+            "the canvas to search nodes."))
         self.hint.setVisible(True)
 
     def dismiss_hint(self) -> None:

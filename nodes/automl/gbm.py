@@ -175,13 +175,30 @@ def _valid_metrics(model: ModelRef, features: pl.DataFrame, y: np.ndarray) -> di
     return m.multiclass_metrics(truth, scores.prediction.astype(str))
 
 
-def importance_table(booster: Any, features: list[str], iteration: int) -> pl.DataFrame:
+SHAP_ROWS = 2_000  # rows the global SHAP summary averages over: its ranking is stable long before that
+
+
+def importance_table(booster: Any, features: list[str], iteration: int,
+                     shap: np.ndarray | None = None) -> pl.DataFrame:
+    """Gain, split count and share of gain per feature, plus `mean_abs_shap` (the mean |TreeSHAP contribution|,
+    in the model's raw score units) when the contributions of a sample of rows are given; sorted by gain."""
     gain = booster.feature_importance("gain", iteration=iteration).astype(np.float64)
     split = booster.feature_importance("split", iteration=iteration).astype(np.int64)
     total = gain.sum()
-    table = pl.DataFrame({"feature": features, "gain": gain, "split": split,
-                          "share_of_gain": gain / total if total > 0 else np.zeros_like(gain)})
-    return table.sort("gain", descending=True, maintain_order=True)  # ties keep the feature order
+    columns: dict[str, Any] = {"feature": features, "gain": gain, "split": split,
+                               "share_of_gain": gain / total if total > 0 else np.zeros_like(gain)}
+    if shap is not None:
+        columns["mean_abs_shap"] = np.abs(shap).mean(axis=0) if len(shap) else np.zeros(len(features))
+    return pl.DataFrame(columns).sort("gain", descending=True, maintain_order=True)  # ties keep the feature order
+
+
+def shap_sample(model: ModelRef, features: pl.DataFrame, seed: int) -> np.ndarray | None:
+    """TreeSHAP contributions of up to SHAP_ROWS seeded rows (None for multiclass models, which have none)."""
+    if model.info["problem_type"] not in ("binary", "regression"):
+        return None
+    if features.height > SHAP_ROWS:
+        features = features.sample(SHAP_ROWS, seed=seed)
+    return gbm_flavor.contributions(model, features).to_numpy()
 
 
 def _importance_chart(report: Report, table: pl.DataFrame) -> None:
@@ -247,12 +264,20 @@ class LightGBM(Node):
             info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
         model = ModelRef("lightgbm", folder, info)
 
-        importance = importance_table(booster, info["features"], trees)
+        # global explanation: mean |TreeSHAP| on the validation rows when given (what the model meets), else train
+        shap = shap_sample(model, valid[0] if valid is not None else frame, seed)
+        importance = importance_table(booster, info["features"], trees, shap)
         report = Report(title=tr("LightGBM model"), kind="model")
         if valid is not None:
             info["metrics"] = _valid_metrics(model, valid[0], valid[2])
         report.metrics = {"problem_type": info["problem_type"], "trees": trees, **info.get("metrics", {})}
         report.tables[tr("Feature importance")] = importance
+        if shap is not None:
+            report.notes.append(tr("mean_abs_shap: the mean absolute TreeSHAP contribution of each feature over {n:,} "
+                                   "rows of the {which} table, in {unit}: how much the feature moves a typical "
+                                   "score", n=len(shap), which=tr("validation") if valid is not None else
+                                   tr("training"), unit=tr("log-odds") if info["problem_type"] == "binary" else
+                                   tr("units of the label")))
         _importance_chart(report, importance)
         ctx.progress(1.0)
         return {"model": model, "feature_importance": importance, "report": report}

@@ -57,12 +57,23 @@ def test_model_follows_the_contract_and_the_report_matches_sklearn(split, traine
 
 def test_feature_importance_is_lightgbms_gain_sorted(trained):
     imp = trained["feature_importance"]
-    assert imp.columns == ["feature", "gain", "split", "share_of_gain"]
+    assert imp.columns == ["feature", "gain", "split", "share_of_gain", "mean_abs_shap"]
     assert imp["gain"].to_list() == sorted(imp["gain"].to_list(), reverse=True)
     assert imp["share_of_gain"].sum() == pytest.approx(1.0)
     booster = lgb.Booster(model_file=str(trained["model"].path / "model.txt"))
     gains = dict(zip(trained["model"].info["features"], booster.feature_importance("gain")))
     assert all(gains[f] == pytest.approx(g) for f, g in imp.select("feature", "gain").iter_rows())
+
+
+def test_global_shap_is_the_mean_absolute_contribution_on_the_validation_rows(split, trained):
+    """The global explanation agrees with the per-row one (reason codes): same TreeSHAP, averaged."""
+    model = trained["model"]
+    contrib = flavors.contributions(model, split["test"])  # 600 validation rows: all of them are used
+    expected = dict(zip(contrib.columns, np.abs(contrib.to_numpy()).mean(axis=0)))
+    got = dict(trained["feature_importance"].select("feature", "mean_abs_shap").iter_rows())
+    assert got == pytest.approx(expected, abs=1e-12)
+    top = max(got, key=got.get)
+    assert got[top] > 0 and any("mean_abs_shap" in note and "600" in note for note in trained["report"].notes)
 
 
 def test_training_is_deterministic_and_the_seed_matters(split, tmp_path):

@@ -103,7 +103,7 @@ def contributions(model: ModelRef, table: pl.DataFrame) -> pl.DataFrame:
     """Per-row, per-feature contributions to the score (log-odds for classifiers), for reason codes."""
     module = flavor_module(model)
     if not hasattr(module, "contributions"):
-        raise NodeInputError(tr("Reason codes need a model that explains each row (LightGBM or a scorecard); "
+        raise NodeInputError(tr("Reason codes need a model that explains each row (LightGBM, scorecard or MLP); "
                                 "{flavor} models do not", flavor=model.flavor))
     return module.contributions(model, prepare(model, table))
 

@@ -34,7 +34,8 @@ class PredictSettings(NodeSettings):
     reason_codes: int = Field(0, ge=0, le=10, title=N_("Reason codes per row (0 = none)"),
                               description=N_("Append reason_1 … reason_K: the features that raised the score most "
                                              "(toward the positive class), with their impact in reason_k_impact. "
-                                             "Binary and regression models that explain rows (LightGBM)"))
+                                             "Binary and regression models that explain rows (LightGBM, scorecard, "
+                                             "MLP)"))
 
 
 def reason_names(k: int) -> list[str]:

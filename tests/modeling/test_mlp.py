@@ -270,3 +270,26 @@ def test_a_fitted_transform_travels_with_the_model(parts, tmp_path):
     np.testing.assert_array_equal(raw["probability"].to_numpy(), by_hand.proba["1"].to_numpy())
     unprepared = score(stripped, parts["test"]).proba["1"].to_numpy()
     assert not np.array_equal(raw["probability"].to_numpy(), unprepared)  # the transform did change the inputs
+
+
+def test_reason_codes_come_from_integrated_gradients_that_add_up_to_the_score(parts, trained):
+    """Completeness: each row's contributions sum to its log-odds minus the average applicant's (the all-zero
+    input), so the reasons explain the score; Predict ranks them like any other model's."""
+    from nodes.automl.flavors import contributions, prepare
+
+    model = trained["model"]
+    rows = parts["test"].head(200)
+    contrib = contributions(model, rows)
+    assert contrib.columns == model.info["features"]
+    doc = mlp_flavor.read_doc(model.path)
+    net = mlp_flavor.load_network(model.path, doc)
+    x = mlp_flavor.encode(doc["encoding"], prepare(model, rows))
+    logit = mlp_flavor.raw_outputs(net, x)[:, 0]
+    base = mlp_flavor.raw_outputs(net, np.zeros((1, x.shape[1]), dtype=np.float32))[0, 0]
+    gap = contrib.to_numpy().sum(axis=1) - (logit - base)
+    assert np.abs(gap).max() < 0.01 * max(1.0, np.abs(logit - base).max())
+    out = run_node(Predict, {"model": model, "table": rows}, {"reason_codes": 2})["table"]
+    top = contrib.to_numpy().argmax(axis=1)
+    positive = contrib.to_numpy().max(axis=1) > 0
+    expected = [model.info["features"][i] if ok else None for i, ok in zip(top, positive)]
+    assert out["reason_1"].to_list() == expected

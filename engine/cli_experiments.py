@@ -153,6 +153,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(tr("must be a whole number, 0 or more (got {value!r})", value=text))
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("experiments", help=tr("training runs: list, compare, mark the candidate"))
     esub = e.add_subparsers(dest="experiments_command", required=True)
@@ -176,7 +186,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help=tr("metric condition such as auc>=0.75 or Evaluate.ks>0.3; repeat for several"))
     ls.add_argument("--text", help=tr("text to find in node, model, user, settings or error"))
     ls.add_argument("--candidates", action="store_true", help=tr("only the current candidates"))
-    ls.add_argument("--limit", type=int, default=0, help=tr("show at most this many runs"))
+    ls.add_argument("--limit", type=_limit, default=0, help=tr("show at most this many runs (0: all)"))
     ls.set_defaults(func=cmd_list)
 
     cp = esub.add_parser("compare", parents=[project], help=tr("compare runs side by side: metrics, differing "

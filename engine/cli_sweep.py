@@ -70,7 +70,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     project = Project.load(args.project)
     spec = SweepSpec.load(args.spec)
     if args.max_parallel:
-        spec = spec.model_copy(update={"max_parallel": args.max_parallel})
+        spec = SweepSpec.model_validate({**spec.model_dump(), "max_parallel": args.max_parallel})  # same limits
     quiet = args.quiet
 
     def on_member(m: Any) -> None:

@@ -441,6 +441,17 @@ class Experiments:
         return {cls.type_id for cls in self._registry.all()
                 if any(issubclass(p.type, Model) for p in cls.output_ports.values())}
 
+    def _required_inputs(self, record: dict[str, Any]) -> dict[str, str]:
+        """A record's input digests by port, without its node type's optional ports: Evaluate's `reference` (the
+        training table, for PSI) or a trainer's `valid` rows are not what the node scored or learned from, so they
+        must not make a held-out evaluation look in-sample."""
+        inputs = json.loads(record["inputs_json"])
+        cls = self._registry.get(record["type_id"]) if self._registry is not None else None
+        if cls is None:
+            return inputs
+        return {port: d for port, d in inputs.items()
+                if port not in cls.input_ports or cls.input_ports[port].required}
+
     def _load(self) -> tuple[list[dict[str, Any]], dict[str, list[Evaluation]]]:
         """Training records (newest first) and, per model digest, the evaluations that scored it (newest first)."""
         t = db.run_records
@@ -453,7 +464,7 @@ class Experiments:
         training, by_model = [], {}
         for r in rows:
             r["summary"] = json.loads(r["metrics_json"] or "{}")
-            inputs = json.loads(r["inputs_json"])
+            inputs = self._required_inputs(r)
             for e in r["summary"].get("evaluations", {}).values():
                 scored = set(e.get("models", []))
                 ev = Evaluation(r["id"], r["node_id"], r["node_title"], e.get("title", ""), r["started_at"],
@@ -467,7 +478,7 @@ class Experiments:
 
     def _run(self, r: dict[str, Any], by_model: dict[str, list[Evaluation]], candidates: set[int]) -> ExperimentRun:
         models = r["summary"].get("models", {})
-        trained_on = set(json.loads(r["inputs_json"]).values())
+        trained_on = set(self._required_inputs(r).values())
         evaluations: list[Evaluation] = []
         seen: set[str] = set()
         for m in models.values():

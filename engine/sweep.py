@@ -40,7 +40,7 @@ from engine.runlog import RunLog
 from engine.sdk import Node
 
 TARGET_PREFIX = "sweep:"  # runs.target of every run a sweep makes: sweep:<sweep id>:<member id | shared[:<dataset>]>
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "logloss", "log_loss", "brier", "psi", "max_abs_diff"})
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "logloss", "log_loss", "brier", "ece", "psi", "max_abs_diff"})
 FIXED_COLUMNS = ("member", "dataset", "status", "error", "duration_s", "run_id")
 
 

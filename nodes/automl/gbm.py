@@ -23,8 +23,8 @@ from engine.ports import Model, ModelRef, Report, ReportPort, Table
 from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import gbm_flavor
 from nodes.automl.flavors import feature_kinds
-from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, problem_type_of,
-                                   validation_rows)
+from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
+                                   problem_type_of, validation_rows)
 from nodes.evaluate import metrics as m
 from nodes.plotting import barh_margins, figure
 
@@ -135,21 +135,6 @@ def _categories(frame: pl.DataFrame, kinds: dict[str, str]) -> dict[str, list[st
             for col, kind in kinds.items() if kind == "text"}
 
 
-def _label_codes(label: pl.Series, info: dict, where: str) -> np.ndarray:
-    """Regression: the values; classifiers: the index in `info["class_values"]`, unknown classes named."""
-    if info["problem_type"] == "regression":
-        return label.cast(pl.Float64).to_numpy()
-    known = pl.Series(info["class_values"])  # compared in the label's own type: True is not "true"
-    codes = label.cast(known.dtype, strict=False).replace_strict(
-        known, pl.Series(range(known.len()), dtype=pl.Int32), default=None, return_dtype=pl.Int32)
-    unseen = label.filter(codes.is_null()).unique().sort().to_list()
-    if unseen:
-        raise NodeInputError(tr("{where}: label {col!r} has classes the training data lacks: {values} (training "
-                                "classes: {known})", where=where, col=info["label"],
-                                values=", ".join(repr(v) for v in unseen[:10]), known=", ".join(info["classes"])))
-    return codes.to_numpy()
-
-
 def _progress(ctx: Context, total: int) -> Any:
     step = max(1, total // 100)  # about a hundred updates, whatever the number of trees
 
@@ -230,7 +215,7 @@ class LightGBM(Node):
         monotone = _check_monotone(settings, info["feature_kinds"], info["problem_type"])
         frame = table.select(info["features"])
         x, _ = gbm_flavor.encode_counting(info, frame)
-        y = _label_codes(table[settings.label], info, tr("Training table"))
+        y = label_codes(table[settings.label], info, tr("Training table"))
         valid = self._valid(inputs.get("valid"), info, settings, ctx)
 
         import lightgbm as lgb
@@ -316,7 +301,7 @@ class LightGBM(Node):
         if valid is None:
             return None
         features, labels = validation_rows(valid, info, "lightgbm", settings.label, ctx)
-        y = _label_codes(labels, info, tr("Validation table"))
+        y = label_codes(labels, info, tr("Validation table"))
         x, unseen = gbm_flavor.encode_counting(info, features)
         for col, n in unseen.items():
             ctx.log.warning(tr("validation table, column {col!r}: {n} value(s) not seen in training, treated as "

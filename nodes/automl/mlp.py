@@ -26,8 +26,8 @@ from engine.ports import Model, ModelRef, Report, ReportPort, Table
 from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import mlp_flavor
 from nodes.automl.flavors import feature_kinds
-from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, problem_type_of,
-                                   validation_rows)
+from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
+                                   problem_type_of, validation_rows)
 from nodes.automl.train import cuda_available
 from nodes.evaluate import metrics as m
 from nodes.plotting import figure
@@ -107,21 +107,6 @@ def fit_encoding(frame: pl.DataFrame, settings: MLPSettings, ctx: Context) -> li
     if not encoding:
         raise NodeInputError(tr("No usable feature columns are left for the neural network"))
     return encoding
-
-
-def label_targets(label: pl.Series, info: dict[str, Any], where: str) -> np.ndarray:
-    """Class index per row (classifiers) or the label as float64 (regression); unknown classes are named."""
-    if info["problem_type"] == "regression":
-        return label.cast(pl.Float64).to_numpy()
-    # compared as polars renders them as text, the same way on both sides (booleans read "true", not "True")
-    keys = pl.Series(info["class_values"]).cast(pl.String).to_list()
-    codes = label.cast(pl.String).replace_strict(keys, list(range(len(keys))), default=None, return_dtype=pl.Int64)
-    unseen = label.filter(codes.is_null()).unique().sort().to_list()
-    if unseen:
-        raise NodeInputError(tr("{where}: label {col!r} has classes the training data lacks: {values} (training "
-                                "classes: {known})", where=where, col=info["label"],
-                                values=", ".join(repr(v) for v in unseen[:10]), known=", ".join(keys)))
-    return codes.to_numpy()
 
 
 def describe(table: pl.DataFrame, settings: MLPSettings, ctx: Context) -> dict[str, Any]:
@@ -308,7 +293,7 @@ class MLP(Node):
         encoding = info.pop("encoding")
         problem_type = info["problem_type"]
         x = mlp_flavor.encode(encoding, table.select(info["features"]))
-        y = label_targets(table[settings.label], info, tr("Training table"))
+        y = label_codes(table[settings.label], info, tr("Training table"))
         valid = self._valid(inputs.get("valid"), info, encoding, settings, ctx)
         target = None
         if problem_type == "regression":
@@ -352,4 +337,4 @@ class MLP(Node):
             ctx.log.info(tr("no validation table: training runs all {n} epochs", n=settings.epochs))
             return None
         features, labels = validation_rows(valid, info, "mlp", settings.label, ctx)
-        return mlp_flavor.encode(encoding, features), label_targets(labels, info, tr("Validation table"))
+        return mlp_flavor.encode(encoding, features), label_codes(labels, info, tr("Validation table"))

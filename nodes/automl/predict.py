@@ -97,22 +97,24 @@ class Predict(Node):
         table: pl.DataFrame = inputs["table"]
         model = inputs["model"]
         k = settings.reason_codes
-        total_points = flavors.points(model, table)
-        extra = [settings.points_column] if total_points is not None else []
-        for name in (settings.prediction_column, settings.probability_column, *extra, *reason_names(k)):
+        in_points = hasattr(flavors.flavor_module(model), "points")  # scorecards also give their total points
+        names = [settings.prediction_column, settings.probability_column,
+                 *([settings.points_column] if in_points else []), *reason_names(k)]
+        for name in names:  # every output name checked before any scoring work
             if name in table.columns:
                 raise NodeInputError(tr("The table already has a column {col!r}; choose another output name",
                                         col=name))
-        clash = {settings.prediction_column, settings.probability_column} & set(reason_names(k))
-        if clash:
-            raise NodeInputError(tr("Output column {col!r} would also be a reason code column; choose another "
-                                    "name", col=min(clash)))
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise NodeInputError(tr("Output column {col!r} is named twice (prediction, probability, points or reason "
+                                    "codes); choose distinct names", col=repeated[0]))
         if k and model.info.get("problem_type") == "multiclass":
             raise NodeInputError(tr("Reason codes are for binary or regression models; this model is multiclass. "
                                     "Set reason codes to 0."))
         with _model_warnings_to(ctx):  # contributions first: a model that cannot explain rows fails before scoring
             reasons = reason_columns(flavors.contributions(model, table), k) if k else []
             scores = score(model, table)
+            total_points = flavors.points(model, table) if in_points else None
         cols = [pl.Series(settings.prediction_column, scores.prediction)]
         if scores.proba is not None:
             if scores.problem_type == "binary":

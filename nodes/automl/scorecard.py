@@ -386,8 +386,8 @@ class Scorecard(Node):
         table_out = scorecard_table(kept, settings.round_points)
         total = flavor.points(model, frame.select(features)).to_numpy().astype(np.float64)
         report = build_report(kept, dropped, all_ivs, metrics, doc, table_out, total, y, settings.label)
-        ctx.log.info("scorecard: %d of %d features kept, training AUC %.4f, KS %.4f", len(kept), len(names),
-                     m["auc"], m["ks"])
+        ctx.log.info(tr("scorecard: {kept} of {n} features kept, training AUC {auc:.4f}, KS {ks:.4f}",
+                        kept=len(kept), n=len(names), auc=m["auc"], ks=m["ks"]))
         ctx.progress(1.0)
         return {"model": model, "scorecard": table_out, "report": report}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from engine.errors import NodeInputError
@@ -131,3 +132,19 @@ def validation_rows(valid: pl.DataFrame, info: dict[str, Any], flavor: str, labe
     except NodeInputError as exc:
         raise NodeInputError(tr("Validation table: {problem}", problem=str(exc))) from None
     return features, valid[label]
+
+
+def label_codes(label: pl.Series, info: dict[str, Any], where: str) -> np.ndarray:
+    """Regression: the values as float64; classifiers: each row's index in `info["class_values"]`, compared in the
+    label's own type (True is not "true"; an integer 1 read back as 1.0 still matches), unknown classes named."""
+    if info["problem_type"] == "regression":
+        return label.cast(pl.Float64).to_numpy()
+    known = pl.Series(info["class_values"])
+    codes = label.cast(known.dtype, strict=False).replace_strict(
+        known, pl.Series(range(known.len()), dtype=pl.Int64), default=None, return_dtype=pl.Int64)
+    unseen = label.filter(codes.is_null()).unique().sort().to_list()
+    if unseen:
+        raise NodeInputError(tr("{where}: label {col!r} has classes the training data lacks: {values} (training "
+                                "classes: {known})", where=where, col=info["label"],
+                                values=", ".join(repr(v) for v in unseen[:10]), known=", ".join(info["classes"])))
+    return codes.to_numpy()

@@ -200,6 +200,9 @@ class Evaluate(Node):
             ref_score = ref.proba[str(ref.positive_class)].to_numpy()  # type: ignore[index]
         else:
             ref_score = np.asarray(ref.prediction, dtype=np.float64)
+        if not np.isfinite(ref_score).all():  # a NaN would empty the PSI bins and read as a perfect 0
+            raise NodeInputError(tr("Reference table: the model returned no score for {n} rows; check those rows' "
+                                    "values", n=int((~np.isfinite(ref_score)).sum())))
         table = m.psi_table(ref_score, main_score)
         total = float(table["psi"].sum())
         report.tables[tr("Population stability (PSI)")] = table

@@ -22,6 +22,7 @@ from engine.fileio import sha256_text
 from engine.i18n import N_, tr
 from engine.ports import Model, ModelRef, Report, ReportPort, Table
 from engine.sdk import Context, FingerprintContext, Node, NodeSettings, node
+from nodes.evaluate.evaluate import class_names
 from nodes.export import model_card
 from nodes.export.onnx_convert import (
     IR_VERSION,
@@ -121,9 +122,13 @@ def _auc(model: ModelRef, table: pl.DataFrame, p: np.ndarray) -> float | None:
     label = model.info.get("label")
     if model.info.get("problem_type") != "binary" or not label or label not in table.columns:
         return None
-    labels = table[label].cast(pl.String)
+    labels = table[label]
     known = labels.is_not_null().to_numpy()
-    y01 = (labels.to_numpy()[known] == str(model.info.get("positive_class"))).astype(int)
+    try:  # the label as the model's class names (True -> "True", 1.0 -> "1"), as Evaluate reads it
+        names = class_names(labels.filter(labels.is_not_null()), model.info.get("classes") or [], label)
+    except NodeInputError:
+        return None  # values the model never saw: no AUC to compare
+    y01 = (names == str(model.info.get("positive_class"))).astype(int)
     if y01.min(initial=0) == y01.max(initial=0):
         return None
     return float(roc_auc_score(y01, p[known]))
@@ -264,7 +269,7 @@ class ExportONNX(Node):
                      "by up to {diff:.3g} (tolerance {tol:g}). Nothing was written.", n=rows.height, diff=diff,
                      tol=PARITY_TOLERANCE)
             raise NodeInputError(f"{msg} {_likely_cause(model)}".strip())
-        ctx.log.info("parity: max |native - onnx| = %.3g on %d rows", diff, rows.height)
+        ctx.log.info(tr("parity: max |native − onnx| = {diff:.3g} on {n} rows", diff=diff, n=rows.height))
         parity = {"max_abs_diff": diff, "rows": rows.height, "tolerance": PARITY_TOLERANCE,
                   "compared": {"binary": "probability", "multiclass": "probabilities",
                                "regression": "prediction"}[converted.problem_type]}
@@ -283,7 +288,7 @@ class ExportONNX(Node):
         files[CARD_FILE] = model_card.render(manifest).encode("utf-8")
         ctx.progress(0.8, tr("writing the package"))
         target = write_package(ctx.resolve_path(settings.folder), name, files, manifest)
-        ctx.log.info("wrote model package %s", target)
+        ctx.log.info(tr("wrote model package {path}", path=str(target)))
         ctx.progress(1.0)
         return {"report": _report(model, target, manifest, files)}
 

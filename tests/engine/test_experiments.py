@@ -392,5 +392,7 @@ def test_the_credit_risk_template_records_automl_and_its_evaluation(tmp_path):
     assert run.type_id == "automl.autogluon" and run.model["flavor"] == "autogluon" and run.model_name
     assert run.model["label"] == "default" and run.model["train_rows"] > 1000
     assert run.metrics["Evaluate.auc"] == pytest.approx(evaluation.metrics["auc"])
+    # Evaluate's optional reference input is the training table (for PSI): the evaluation is still held-out
+    assert [e.in_sample for e in run.evaluations if e.node_title == "Evaluate"] == [False]
     assert run.metrics["Evaluate.ks"] == pytest.approx(evaluation.metrics["ks"])
     assert "transform" not in run.model  # summaries are small: metadata, not the fitted preparation

@@ -102,9 +102,13 @@ def test_reason_code_errors_are_specific(split, model, tmp_path):
     taken = split["test"].with_columns(pl.lit("x").alias("reason_2_impact"))
     with pytest.raises(NodeFailed, match="already has a column 'reason_2_impact'"):
         run_node(Predict, {"model": model, "table": taken}, {"reason_codes": 2})
-    with pytest.raises(NodeFailed, match="'reason_1' would also be a reason code column"):
+    with pytest.raises(NodeFailed, match="'reason_1' is named twice"):
         run_node(Predict, {"model": model, "table": split["test"]},
                  {"reason_codes": 1, "prediction_column": "reason_1"})
+    with pytest.raises(NodeFailed, match="'score' is named twice") as exc:  # not a raw polars error
+        run_node(Predict, {"model": model, "table": split["test"]},
+                 {"prediction_column": "score", "probability_column": "score"})
+    assert exc.value.input_error
     multi = run_node(LightGBM, {"train": split["train"]}, {"label": "region", "n_estimators": 5},
                      workdir=tmp_path / "multi")["model"]
     with pytest.raises(NodeFailed, match="binary or regression models; this model is multiclass"):

@@ -16,6 +16,7 @@ audit trail (who, when, host, note); replacing the current candidate must be ask
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -575,20 +576,32 @@ class Experiments:
         if run.outcome != "done":
             raise LedgerflowError(tr("Run {id} of {node!r} ended {outcome}; only a successful run can be the "
                                      "candidate", id=run.id, node=run.node_title, outcome=run.outcome))
-        current = self.candidates().get(run.node_id)
-        if current == run.id:
-            raise LedgerflowError(tr("Run {id} is already the candidate of {node!r}", id=run.id,
-                                     node=run.node_title))
-        if current is not None and not replace:
-            raise CandidateConflict(tr("Run {current} is the candidate of {node!r}; replace it explicitly to make "
-                                       "run {id} the candidate", current=current, node=run.node_title, id=run.id))
-        return self._append(run, "mark", note)
+        with self._marking():
+            current = self.candidates().get(run.node_id)
+            if current == run.id:
+                raise LedgerflowError(tr("Run {id} is already the candidate of {node!r}", id=run.id,
+                                         node=run.node_title))
+            if current is not None and not replace:
+                raise CandidateConflict(tr("Run {current} is the candidate of {node!r}; replace it explicitly to "
+                                           "make run {id} the candidate", current=current, node=run.node_title,
+                                           id=run.id))
+            return self._append(run, "mark", note)
 
     def unmark_candidate(self, run_id: int | str, note: str = "") -> CandidateEvent:
         run = self.get(run_id)
-        if self.candidates().get(run.node_id) != run.id:
-            raise LedgerflowError(tr("Run {id} is not the candidate of {node!r}", id=run.id, node=run.node_title))
-        return self._append(run, "unmark", note)
+        with self._marking():
+            if self.candidates().get(run.node_id) != run.id:
+                raise LedgerflowError(tr("Run {id} is not the candidate of {node!r}", id=run.id,
+                                         node=run.node_title))
+            return self._append(run, "unmark", note)
+
+    def _marking(self) -> Any:
+        """Check-then-append as one step across processes: two reviewers marking at the same instant must not
+        both see "no candidate" and both mark (the second one must be asked to replace)."""
+        from filelock import FileLock
+
+        folder = db.state_dir_of(self.db)
+        return FileLock(str(folder / "candidates.lock")) if folder is not None else contextlib.nullcontext()
 
 
 def open_experiments(project: "Project") -> tuple[Experiments, Engine]:

@@ -501,7 +501,10 @@ class Sweep:
         """Numeric metrics of the member's reports: those of `metrics_from`, else every evaluation report."""
         wanted = self.plan.metric_nodes
         out: dict[tuple[str, str], float] = {}
+        titles = [r.title for r in report.nodes.values()]
         for nid, res in report.nodes.items():
+            # two nodes sharing a title keep apart by a short id, as in the Experiments view
+            label = res.title if titles.count(res.title) == 1 else f"{res.title} [{nid[:6]}]"
             cls = session.graph.node_class(nid)
             if cls is None or res.status != "done" or (wanted is not None and nid not in wanted):
                 continue
@@ -518,7 +521,7 @@ class Sweep:
                     continue
                 for name, value in rep.metrics.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                        out[(res.title, str(name))] = float(value)
+                        out[(label, str(name))] = float(value)
         return out
 
 

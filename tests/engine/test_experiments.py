@@ -396,3 +396,29 @@ def test_the_credit_risk_template_records_automl_and_its_evaluation(tmp_path):
     assert [e.in_sample for e in run.evaluations if e.node_title == "Evaluate"] == [False]
     assert run.metrics["Evaluate.ks"] == pytest.approx(evaluation.metrics["ks"])
     assert "transform" not in run.model  # summaries are small: metadata, not the fitted preparation
+
+
+def test_two_reviewers_marking_at_once_cannot_both_win(exps):
+    """Check-then-append is one step: of two simultaneous marks of the same node, one wins and the other is asked
+    to replace it."""
+    import threading
+
+    experiments, ids, _ = exps
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def mark(run: int) -> None:
+        start.wait()
+        try:
+            experiments.mark_candidate(run)
+            outcomes.append("marked")
+        except CandidateConflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=mark, args=(ids[k],)) for k in ("good", "weak")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict", "marked"]
+    assert [e.action for e in experiments.history()] == ["mark"]

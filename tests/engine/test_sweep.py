@@ -272,3 +272,19 @@ def test_members_run_on_a_real_dask_cluster(project, parts, dask_cluster):
     assert {r["settings"]["num_leaves"] for r in trained} == {4, 8}
     assert all("tcp://127.0.0.1" in r["host"] for r in trained)
     assert len([r for r in _records(project, "Split") if r["outcome"] == "done"]) == 1
+
+
+def test_two_evaluations_with_one_title_keep_their_own_metric_columns(credit, parts):
+    """A second "Score" node on the training part: its AUC must not overwrite the first one's."""
+    g = credit.graph
+    split = next(n.id for n in g.nodes.values() if n.title == "Split")
+    first = next(n.id for n in g.nodes.values() if n.title == "Score")
+    second = g.add_node("sweeptest.score", {}, title="Score").id
+    g.add_edge(Edge(split, "train", second, "table"))
+    credit.save()
+    result = run_sweep(credit, SweepSpec(grid={"Read CSV.path": [str(parts[0]), str(parts[1])]}))
+    assert result.ok
+    columns = {c for c in result.table.columns if c.endswith(".auc")}
+    assert columns == {f"Score [{first[:6]}].auc", f"Score [{second[:6]}].auc"}
+    row = result.table.row(0, named=True)
+    assert row[f"Score [{first[:6]}].auc"] != row[f"Score [{second[:6]}].auc"]  # test part vs training part

@@ -99,16 +99,15 @@ def score(model: ModelRef, table: pl.DataFrame) -> Scores:
     return module.score(model, prepare(model, table))
 
 
-def contributions(model: ModelRef, table: pl.DataFrame) -> pl.DataFrame:
-    """Per-row, per-feature contributions to the score (log-odds for classifiers), for reason codes."""
+def explaining_module(model: ModelRef) -> Any:
+    """The flavor module, which must explain rows (`contributions`); NodeInputError naming the flavor otherwise."""
     module = flavor_module(model)
     if not hasattr(module, "contributions"):
         raise NodeInputError(tr("Reason codes need a model that explains each row (LightGBM, scorecard or MLP); "
                                 "{flavor} models do not", flavor=model.flavor))
-    return module.contributions(model, prepare(model, table))
+    return module
 
 
-def points(model: ModelRef, table: pl.DataFrame) -> pl.Series | None:
-    """Total scorecard points per row (higher = safer) for flavors that score in points; None for the others."""
-    module = flavor_module(model)
-    return module.points(model, prepare(model, table)) if hasattr(module, "points") else None
+def contributions(model: ModelRef, table: pl.DataFrame) -> pl.DataFrame:
+    """Per-row, per-feature contributions to the score (log-odds for classifiers), for reason codes."""
+    return explaining_module(model).contributions(model, prepare(model, table))

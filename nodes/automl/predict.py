@@ -19,7 +19,6 @@ from engine.i18n import N_, tr
 from engine.ports import Model, Table
 from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import flavors
-from nodes.automl.flavors import score
 
 _MODEL_LOG = "ledgerflow.model"  # where flavors log scoring warnings (e.g. unseen categories)
 
@@ -97,7 +96,8 @@ class Predict(Node):
         table: pl.DataFrame = inputs["table"]
         model = inputs["model"]
         k = settings.reason_codes
-        in_points = hasattr(flavors.flavor_module(model), "points")  # scorecards also give their total points
+        module = flavors.explaining_module(model) if k else flavors.flavor_module(model)  # fail before any work
+        in_points = hasattr(module, "points")  # scorecards also give their total points
         names = [settings.prediction_column, settings.probability_column,
                  *([settings.points_column] if in_points else []), *reason_names(k)]
         for name in names:  # every output name checked before any scoring work
@@ -111,10 +111,11 @@ class Predict(Node):
         if k and model.info.get("problem_type") == "multiclass":
             raise NodeInputError(tr("Reason codes are for binary or regression models; this model is multiclass. "
                                     "Set reason codes to 0."))
-        with _model_warnings_to(ctx):  # contributions first: a model that cannot explain rows fails before scoring
-            reasons = reason_columns(flavors.contributions(model, table), k) if k else []
-            scores = score(model, table)
-            total_points = flavors.points(model, table) if in_points else None
+        with _model_warnings_to(ctx):  # the table is prepared and checked once for every output
+            features = flavors.prepare(model, table)
+            reasons = reason_columns(module.contributions(model, features), k) if k else []
+            scores = module.score(model, features)
+            total_points = module.points(model, features) if in_points else None
         cols = [pl.Series(settings.prediction_column, scores.prediction)]
         if scores.proba is not None:
             if scores.problem_type == "binary":

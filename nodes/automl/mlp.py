@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ from nodes.plotting import figure
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
 Device = Literal["auto", "cpu", "cuda"]
+_TRAINING = threading.Lock()  # see MLP.compute
 _LAYERS = re.compile(r"^\s*(\d+\s*(,\s*\d+\s*)*)?$")
 
 
@@ -303,8 +305,9 @@ class MLP(Node):
         ctx.log.info(tr("training on {device}: {rows} rows, {inputs} inputs", device=device, rows=len(x),
                         inputs=x.shape[1]))
 
-        weights, history, best_epoch = train_network(arch, x, y, valid, problem_type, target, settings, seed,
-                                                     device, ctx)
+        with _TRAINING:  # torch's seed and determinism switches are process-wide: one training at a time
+            weights, history, best_epoch = train_network(arch, x, y, valid, problem_type, target, settings, seed,
+                                                         device, ctx)
         doc = {"architecture": arch, "encoding": encoding, "problem_type": problem_type,
                "class_values": info["class_values"], "target": target,
                "inputs": mlp_flavor.input_names(encoding)}

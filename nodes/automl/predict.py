@@ -7,6 +7,7 @@ contributions (`flavors.contributions`, e.g. LightGBM's TreeSHAP), so they agree
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -64,12 +65,17 @@ def reason_columns(contrib: pl.DataFrame, k: int) -> list[pl.Series]:
 
 
 class _ForwardWarnings(logging.Handler):
+    """The flavor's warnings raised on this node's thread: two Predict nodes running in one worker process (Dask,
+    in-process) each get their own."""
+
     def __init__(self, ctx: Context) -> None:
         super().__init__(logging.WARNING)
         self.ctx = ctx
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.ctx.log.warning(record.getMessage())
+        if record.thread == self.thread:
+            self.ctx.log.warning(record.getMessage())
 
 
 @contextmanager

@@ -158,6 +158,35 @@ def test_unseen_categories_score_as_missing_with_a_count(split, trained, caplog)
                                     None), lambda kind, payload: logs.append(payload[1]) if kind == "log" else None,
                            lambda: False)
     assert outcome.error is None and any("7 value(s) not seen" in line for line in logs)  # in Predict's own log
+    assert sum("not seen" in line for line in logs) == 1  # prepared once: one warning, not one per output
+
+
+def test_two_predict_nodes_in_one_process_keep_their_own_warnings(split, trained):
+    """Dask and in-process workers run several nodes at once in one process: each Predict logs its own table's
+    unseen categories, never the other's."""
+    import threading
+
+    test = split["test"].head(50)
+    tables = {n: test.with_columns(pl.when(pl.int_range(pl.len()) < n).then(pl.lit("Mars"))
+                                   .otherwise(pl.col("region")).alias("region")) for n in (3, 9)}
+    logs: dict[int, list[str]] = {3: [], 9: []}
+    start = threading.Barrier(2)
+
+    def predict(n: int) -> None:
+        start.wait()
+        for _ in range(5):
+            execute_task(NodeTask(Predict, {}, {"model": trained["model"], "table": tables[n]}, f"p{n}", "Predict",
+                                  1, None), lambda kind, payload: logs[n].append(payload[1]) if kind == "log" else None,
+                         lambda: False)
+
+    threads = [threading.Thread(target=predict, args=(n,)) for n in (3, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, other in ((3, 9), (9, 3)):
+        assert sum(f"{n} value(s) not seen" in line for line in logs[n]) == 5
+        assert not any(f"{other} value(s) not seen" in line for line in logs[n])
 
 
 def test_scoring_checks_columns_and_types(split, trained):

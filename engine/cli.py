@@ -9,21 +9,15 @@ import argparse
 import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from engine.cli_common import ctrl_c_cancels, print_json
 from engine.errors import LedgerflowError
 from engine.i18n import SUPPORTED_LANGUAGES, N_, set_language, tr
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
 
 
 # ---- run -----------------------------------------------------------------------------------------
@@ -35,28 +29,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     project = Project.load(args.project)
     session = Session(project, scheduler_address=args.scheduler)
     view = ProgressView(project.graph, quiet=args.quiet)
-    interrupted = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted.set()
-        sys.stderr.write("\n" + tr("Cancelling… (press Ctrl-C again to force)") + "\n")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        session.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:
-        with view, contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON document
+        # stdout carries only the JSON document
+        with ctrl_c_cancels(session.cancel) as interrupted, view, contextlib.redirect_stdout(sys.stderr):
             report = session.run(until=args.until, only=args.only)
         session_metrics = _evaluation_metrics(session, report)
     except ValidationFailed as exc:
         sys.stderr.write(str(exc) + "\n")
         return EXIT_INVALID
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
         session.close()
     if args.json:
-        _print_json({
+        print_json({
             "project": str(project.path), "run_id": report.run_id, "ok": report.ok, "cancelled": report.cancelled,
             "nodes": [{"id": r.node_id, "title": r.title, "type": r.type_id, "status": r.status, "cached": r.cached,
                        "duration_s": None if r.duration_s is None else round(r.duration_s, 4), "error": r.error}
@@ -100,7 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     project = Project.load(args.project)
     issues = project.graph.validate()
     if args.json:
-        _print_json({"project": str(project.path), "valid": not issues,
+        print_json({"project": str(project.path), "valid": not issues,
                      "issues": [{"node_id": i.node_id, "node": i.node_title, "field": i.field, "code": i.code,
                                  "message": i.message} for i in issues]})
     elif issues:
@@ -130,7 +114,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             "settings": cls.Settings.model_json_schema(), "defaults": default_settings(cls),
         })
     if args.json:
-        _print_json({"nodes": docs, "plugin_errors": reg.errors})
+        print_json({"nodes": docs, "plugin_errors": reg.errors})
         return EXIT_OK
     for d in docs:
         flags = " ".join(f for f, on in (("heavy", d["heavy"]), ("gpu", d["gpu"])) if on)
@@ -164,7 +148,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        _print_json({"project": str(project.path), "records": records})
+        print_json({"project": str(project.path), "records": records})
         return EXIT_OK
     if not records:
         print(tr("No runs recorded yet for {path}", path=project.path))
@@ -224,7 +208,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.html:
         atomic_write_text(Path(args.html), build_report(result).to_html())
     if args.json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
         return EXIT_OK
     print(tr("{path}: {rows:,} rows × {cols} columns{sampled}", path=path, rows=result.rows, cols=result.columns,
              sampled=tr(" (statistics on a sample of {n:,} rows)", n=result.profiled_rows) if result.sampled else ""))

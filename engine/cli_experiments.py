@@ -6,11 +6,14 @@ history (engine/experiments.py) as the app's Experiments view.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.cli_common import print_json
 from engine.errors import LedgerflowError
 from engine.experiments import (ExperimentRun, Experiments, MetricCondition, RunFilter, key_metrics,
                                 open_experiments)
@@ -18,14 +21,16 @@ from engine.i18n import N_, tr
 
 
 
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _open(path: str) -> tuple[Experiments, Any]:
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[Experiments]:
+    """A project's experiments, its database closed again when the command is done with them."""
     from engine.project import Project
 
-    return open_experiments(Project.load(Path(path).expanduser()))
+    experiments, engine = open_experiments(Project.load(Path(path).expanduser()))
+    try:
+        yield experiments
+    finally:
+        engine.dispose()
 
 
 def _filter(args: argparse.Namespace) -> RunFilter:
@@ -38,16 +43,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     flt = _filter(args)
     runs: list[tuple[str, ExperimentRun]] = []
     for path in args.project or ["."]:
-        experiments, engine = _open(path)
-        try:
+        with _opened(path) as experiments:
             runs.extend((path, r) for r in experiments.runs(flt))
-        finally:
-            engine.dispose()
     runs.sort(key=lambda pr: pr[1].started_at, reverse=True)
     if args.limit:
         runs = runs[: args.limit]
     if args.json:
-        _print_json({"runs": [{**r.to_json(), "project_path": str(Path(p).expanduser().resolve())} for p, r in runs]})
+        print_json({"runs": [{**r.to_json(), "project_path": str(Path(p).expanduser().resolve())} for p, r in runs]})
         return 0
     if not runs:
         print(tr("No training runs match."))
@@ -82,13 +84,10 @@ def _cell(value: Any) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
         raise LedgerflowError(tr("Give at least two run ids to compare (`ledgerflow experiments list` shows them)"))
-    experiments, engine = _open(args.project)
-    try:
+    with _opened(args.project) as experiments:
         cmp = experiments.compare(args.runs)
-    finally:
-        engine.dispose()
     if args.json:
-        _print_json(cmp.to_json())
+        print_json(cmp.to_json())
         return 0
     from rich.console import Console
     from rich.table import Table as RichTable
@@ -115,17 +114,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_candidate(args: argparse.Namespace) -> int:
-    experiments, engine = _open(args.project)
-    try:
+    with _opened(args.project) as experiments:
         if args.unmark:
             event = experiments.unmark_candidate(args.run, note=args.note or "")
         else:
             event = experiments.mark_candidate(args.run, note=args.note or "", replace=args.replace)
         run = experiments.get(args.run)
-    finally:
-        engine.dispose()
     if args.json:
-        _print_json({"event": event.__dict__, "run": run.to_json()})
+        print_json({"event": event.__dict__, "run": run.to_json()})
     elif args.unmark:
         print(tr("Run {id} of {node!r} is no longer the candidate (by {user} at {at})", id=run.id,
                  node=run.node_title, user=event.user, at=event.at))
@@ -136,13 +132,10 @@ def cmd_candidate(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    experiments, engine = _open(args.project)
-    try:
+    with _opened(args.project) as experiments:
         events = experiments.history(args.node)
-    finally:
-        engine.dispose()
     if args.json:
-        _print_json({"events": [e.__dict__ for e in events]})
+        print_json({"events": [e.__dict__ for e in events]})
         return 0
     if not events:
         print(tr("No candidate has been marked yet."))

@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
-import threading
 from typing import Any
 
+from engine.cli_common import ctrl_c_cancels, print_json
 from engine.errors import LedgerflowError
 from engine.i18n import tr
 
@@ -82,28 +81,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not quiet:
         sys.stderr.write(tr("Sweep {id}: {n} members, {k} at a time", id=sweep.sweep_id[:8],
                             n=len(sweep.plan.members), k=spec.max_parallel) + "\n")
-    interrupted = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted.set()
-        sys.stderr.write("\n" + tr("Cancelling… (press Ctrl-C again to force)") + "\n")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        sweep.cancel()
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table or the JSON document
-            result = sweep.run()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    # stdout carries only the table or the JSON document
+    with ctrl_c_cancels(sweep.cancel) as interrupted, contextlib.redirect_stdout(sys.stderr):
+        result = sweep.run()
     out = str(result.write(args.out)) if args.out else None
     if args.json:
-        sys.stdout.write(json.dumps({
-            "project": str(project.path), "sweep_id": result.sweep_id, "ok": result.ok,
-            "cancelled": result.cancelled, "out": out, "members": result.table.to_dicts(),
-        }, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json({"project": str(project.path), "sweep_id": result.sweep_id, "ok": result.ok,
+                    "cancelled": result.cancelled, "out": out, "members": result.table.to_dicts()})
     else:
         _print_table(result.table)
         if out:

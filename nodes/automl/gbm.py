@@ -24,8 +24,7 @@ from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import gbm_flavor
 from nodes.automl.flavors import feature_kinds
 from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
-                                   problem_type_of, validation_rows)
-from nodes.evaluate import metrics as m
+                                   problem_type_of, validation_metrics, validation_rows)
 from nodes.plotting import barh_margins, figure
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -149,15 +148,7 @@ def _progress(ctx: Context, total: int) -> Any:
 
 def _valid_metrics(model: ModelRef, features: pl.DataFrame, y: np.ndarray) -> dict[str, Any]:
     """Metrics of the saved model on the (prepared) validation features, scored as Evaluate and Predict will."""
-    scores = gbm_flavor.score(model, features)
-    if scores.problem_type == "binary":
-        if y.min() == y.max():
-            return {}
-        return m.binary_metrics(y, scores.proba[str(scores.positive_class)].to_numpy(), 0.5)  # type: ignore[index]
-    if scores.problem_type == "regression":
-        return m.regression_metrics(y, scores.prediction.astype(float))
-    truth = np.asarray(model.info["class_values"], dtype=object)[y].astype(str)
-    return m.multiclass_metrics(truth, scores.prediction.astype(str))
+    return validation_metrics(gbm_flavor.score(model, features), y, model.info["class_values"])
 
 
 SHAP_ROWS = 2_000  # rows the global SHAP summary averages over: its ranking is stable long before that

@@ -28,9 +28,8 @@ from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import mlp_flavor
 from nodes.automl.flavors import feature_kinds
 from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
-                                   problem_type_of, validation_rows)
+                                   problem_type_of, validation_metrics, validation_rows)
 from nodes.automl.train import cuda_available
-from nodes.evaluate import metrics as m
 from nodes.plotting import figure
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -246,14 +245,7 @@ def _valid_metrics(doc: dict[str, Any], weights: dict[str, np.ndarray], x: np.nd
     net = mlp_flavor.build_network(doc["architecture"])
     net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     scores = mlp_flavor.scores_from_outputs(doc, mlp_flavor.raw_outputs(net.eval(), x))
-    if scores.problem_type == "binary":
-        if y.min() == y.max():
-            return {}
-        return m.binary_metrics(y, scores.proba[str(scores.positive_class)].to_numpy(), 0.5)  # type: ignore[index]
-    if scores.problem_type == "regression":
-        return m.regression_metrics(y, scores.prediction.astype(float))
-    truth = np.asarray(info["class_values"], dtype=object)[y].astype(str)
-    return m.multiclass_metrics(truth, scores.prediction.astype(str))
+    return validation_metrics(scores, y, info["class_values"])
 
 
 def _loss_figure(report: Report, history: dict[str, list[float]], best_epoch: int) -> None:

@@ -11,7 +11,7 @@ from engine.errors import NodeInputError
 from engine.i18n import N_, tr
 from engine.ports import FittedTransformPort, ModelRef, Table
 from engine.sdk import Context, PortSpec
-from nodes.automl.flavors import feature_kinds, prepare
+from nodes.automl.flavors import Scores, feature_kinds, prepare
 from nodes.columns import identifier_like, require_columns
 
 MAX_AUTO_CLASSES = 20  # an integer label with more distinct values than this is taken as a regression target
@@ -148,3 +148,18 @@ def label_codes(label: pl.Series, info: dict[str, Any], where: str) -> np.ndarra
                                 "classes: {known})", where=where, col=info["label"],
                                 values=", ".join(repr(v) for v in unseen[:10]), known=", ".join(info["classes"])))
     return codes.to_numpy()
+
+
+def validation_metrics(scores: Scores, y: np.ndarray, class_values: list[Any]) -> dict[str, Any]:
+    """A trainer's validation metrics from its own scores of the validation rows (`y` from `label_codes`), with
+    the functions Evaluate uses; no AUC when the rows hold one class only."""
+    from nodes.evaluate import metrics as m
+
+    if scores.problem_type == "binary":
+        if y.min() == y.max():
+            return {}
+        return m.binary_metrics(y, scores.proba[str(scores.positive_class)].to_numpy(), 0.5)  # type: ignore[index]
+    if scores.problem_type == "regression":
+        return m.regression_metrics(y, scores.prediction.astype(float))
+    truth = np.asarray(class_values, dtype=object)[y].astype(str)
+    return m.multiclass_metrics(truth, scores.prediction.astype(str))

@@ -1,10 +1,12 @@
 """Scoring with the exported ONNX package against LightGBM's own `Booster.predict`.
 
 A LightGBM binary model with 500 trees on 50 numeric features (synthetic data), exported with our converter and
-written as a model package; the package's model.onnx is then scored with onnxruntime. Batch 1 (an online credit
+written as a model package; the package is then scored as a service would score it, through
+`nodes.export.scoring.PackageScorer` (one call per applicant; a large batch split into one shard per core). Batch 1 (an online credit
 decision: p50 and p99 over many calls; target ONNX >= 3x faster) and batch 10,000 (a nightly portfolio rescore:
 median of several calls; target >= 1.5x faster). Both sides get the same float64 rows, prepared before the clock
-starts, so only the scoring call is timed. The largest probability difference is printed too.
+starts (LightGBM's float64 matrix, the package's input tensors), so only the scoring call is timed; LightGBM
+uses every core through OpenMP, the package through its shards. The largest probability difference is printed too.
 
 Run: `PYTHONPATH=. .venv/bin/python -m bench.onnx_predict`.
 """
@@ -58,41 +60,12 @@ def train(folder: Path):
 
 
 def export(model, holdout: pl.DataFrame, folder: Path) -> Path:
-    """Our package, written as the Export ONNX node writes it (conversion, manifest, atomic write)."""
-    from nodes.export.onnx_convert import convert, input_specs
-    from nodes.export.package import write_package
+    """Our package, written by the Export ONNX node itself (conversion, parity check, manifest, signing)."""
+    from engine.testing import run_node
+    from nodes.export.onnx_export import ExportONNX
 
-    converted = convert(model, input_specs(model, holdout))
-    package = write_package(folder, "bench", {"model.onnx": converted.model.SerializeToString()},
-                            {"package_name": "bench"})
-    return package / "model.onnx"
-
-
-def trees_only(booster, path: Path) -> Path:
-    """onnxmltools' bare conversion (one float32 matrix in, no preparation, no named columns): what the package's
-    one-input-per-column layout costs per call is the difference to the package's own figure."""
-    from onnxmltools import convert_lightgbm
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    onx = convert_lightgbm(booster, initial_types=[("features", FloatTensorType([None, N_FEATURES]))], zipmap=False,
-                           target_opset=15)
-    path.write_bytes(onx.SerializeToString())
-    return path
-
-
-def session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    # One row is microseconds of work: handing it to a thread pool costs more than it saves, so online scoring
-    # uses one intra-op thread; a 10,000-row batch splits its rows over every core.
-    opts.intra_op_num_threads = threads
-    # The graph is a chain (prepare, concatenate, trees): sequential execution avoids the parallel executor's
-    # scheduling overhead, and there are no independent branches for it to overlap anyway.
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    run_node(ExportONNX, {"model": model, "holdout": holdout}, {"folder": str(folder), "package_name": "bench"})
+    return folder / "bench"
 
 
 def _percentiles(fn, calls: list) -> tuple[float, float]:
@@ -108,38 +81,30 @@ def _percentiles(fn, calls: list) -> tuple[float, float]:
 
 
 def main() -> dict:
-    from nodes.export.onnx_convert import feeds, input_specs
+    from nodes.export.scoring import PackageScorer
 
     folder = Path(tempfile.mkdtemp(prefix="lf-bench-onnx-"))
     try:
         booster, model = train(folder / "gbm")
         holdout, _ = synthetic(BATCH, seed=2)
-        path = export(model, holdout, folder / "packages")
-        specs = input_specs(model, holdout)
+        package = export(model, holdout, folder / "packages")
         matrix = holdout.to_numpy().astype(np.float64)
+        with PackageScorer(package) as scorer:
+            rows = [i % 500 for i in range(ONLINE_CALLS)]
+            native_rows = [matrix[i:i + 1] for i in range(500)]
+            onnx_rows = [scorer.feeds(holdout.slice(i, 1)) for i in range(500)]
+            n50, n99 = _percentiles(lambda i: booster.predict(native_rows[i]), rows)
+            o50, o99 = _percentiles(lambda i: scorer.run(onnx_rows[i], ["probability"]), rows)
 
-        online, batch = session(path, 1), session(path, os.cpu_count() or 1)
-        rows = [i % 500 for i in range(ONLINE_CALLS)]
-        native_rows = [matrix[i:i + 1] for i in range(500)]
-        onnx_rows = [feeds(specs, holdout.slice(i, 1)) for i in range(500)]
-        n50, n99 = _percentiles(lambda i: booster.predict(native_rows[i]), rows)
-        o50, o99 = _percentiles(lambda i: online.run(["probability"], onnx_rows[i]), rows)
-
-        batch_feed = feeds(specs, holdout)
-        booster.predict(matrix), batch.run(["probability"], batch_feed)  # warm-up: first calls allocate
-        native_s = best_of(lambda: booster.predict(matrix), repeat=7)
-        onnx_s = best_of(lambda: batch.run(["probability"], batch_feed), repeat=7)
-
-        trees = session(trees_only(booster, folder / "trees.onnx"), 1)
-        f32 = matrix.astype(np.float32)
-        t50, _ = _percentiles(lambda i: trees.run(None, {"features": f32[i:i + 1]}), rows)
-
-        diff = float(np.abs(batch.run(["probability"], batch_feed)[0] - booster.predict(matrix)).max())
+            batch_feed = scorer.feeds(holdout)
+            booster.predict(matrix), scorer.run(batch_feed)  # warm-up: first calls allocate
+            native_s = best_of(lambda: booster.predict(matrix), repeat=7)
+            onnx_s = best_of(lambda: scorer.run(batch_feed, ["probability"]), repeat=7)
+            diff = float(np.abs(scorer.run(batch_feed)["probability"] - booster.predict(matrix)).max())
         report("onnx batch 1 p50 vs Booster.predict (us)", o50, n50, "us", ">= 3x faster", o50 * 3 <= n50)
         report("onnx batch 1 p99 vs Booster.predict (us)", o99, n99, "us", ">= 3x faster", o99 * 3 <= n99)
         report("onnx batch 10k vs Booster.predict (ms)", onnx_s * 1e3, native_s * 1e3, "ms", ">= 1.5x faster",
                onnx_s * 1.5 <= native_s)
-        report("  for scale: trees only, one matrix input", t50, n50, "us", "(input layout cost)", True)
         print(f"{'':<44} {N_TREES} trees x {N_FEATURES} features, {os.cpu_count()} cores; max |p_native - p_onnx| "
               f"= {diff:.2e} over {BATCH} rows", flush=True)
         return {"batch1_p50_us": (o50, n50), "batch1_p99_us": (o99, n99), "batch10k_ms": (onnx_s * 1e3,

@@ -150,6 +150,15 @@ class RunLog:
                 r[k.removesuffix("_json")] = json.loads(r.pop(k))
         return rows
 
+    def producing_run(self, cache_key: str) -> str | None:
+        """The run whose execution last produced the results under `cache_key` (a cache hit has no record of its
+        own: its outputs are the ones that execution stored)."""
+        q = (select(db.run_records.c.run_id).where(db.run_records.c.cache_key == cache_key)
+             .where(db.run_records.c.outcome == "done").order_by(db.run_records.c.id.desc()).limit(1))
+        with self.db.connect() as conn:
+            row = conn.execute(q).first()
+        return row.run_id if row else None
+
     def environment_packages(self, digest: str) -> dict[str, str]:
         with self.db.connect() as conn:
             row = conn.execute(select(db.environments).where(db.environments.c.digest == digest)).first()

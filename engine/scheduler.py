@@ -454,7 +454,8 @@ class Session:
                 t0 = time.perf_counter()
                 if inline:
                     r.inlined.add(nid)
-                handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch, inline)  # type: ignore[arg-type]
+                handle, started = self._submit(nid, r.keys[nid], r.values, r.scratch, inline,  # type: ignore[arg-type]
+                                               self._lineage(nid, r))
                 r.running[handle.future] = (nid, handle, started, t0)
                 if self._cancel.is_set():
                     handle.cancel()
@@ -543,8 +544,19 @@ class Session:
             if not consumers & still:
                 del values[key]
 
+    def _lineage(self, nid: str, r: "_Run") -> dict[str, Any]:
+        """Context.lineage for one execution: this run, and per input port the upstream artifact's digest, node
+        and the run that produced it (for a cache hit, the earlier run whose execution stored it)."""
+        inputs = {}
+        for e in self.graph.incoming(nid):
+            digest = self._status(e.src).outputs.get(e.src_port, "") if e.src in r.done_ok else ""
+            key = r.keys.get(e.src)
+            inputs[e.dst_port] = {"digest": digest or None, "node_id": e.src,
+                                  "run_id": self.runlog.producing_run(key) if isinstance(key, str) else None}
+        return {"run_id": r.run_id, "node_id": nid, "inputs": inputs}
+
     def _submit(self, nid: str, key: str, values: dict, scratch: list[Path],
-                inline: bool = False) -> tuple[TaskHandle, str]:
+                inline: bool = False, lineage: dict[str, Any] | None = None) -> tuple[TaskHandle, str]:
         inst = self.graph.nodes[nid]
         cls = self.graph.node_class(nid)
         assert cls is not None
@@ -555,7 +567,7 @@ class Session:
         executor = self.heavy_executor if cls.heavy else self._light
         task = NodeTask(node_cls=cls, settings=settings, inputs=inputs, node_id=nid, title=inst.title,
                         seed=self.seed_for(nid), project_dir=str(self.project.directory), workdir=str(workdir),
-                        resources=cls.resources())
+                        resources=cls.resources(), lineage=lineage or {})
 
         def on_event(kind: str, payload: Any) -> None:
             st = self._status(nid)

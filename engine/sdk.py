@@ -68,6 +68,7 @@ class Context:
         on_progress: Callable[[float | None, str], None] | None = None,
         on_log: Callable[[int, str], None] | None = None,
         is_cancelled: Callable[[], bool] | None = None,
+        lineage: Mapping[str, Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.title = title
@@ -79,6 +80,10 @@ class Context:
         self._on_progress = on_progress
         self._is_cancelled = is_cancelled
         self.log = NodeLogger(title, on_log)
+        # Where this execution's inputs came from, for models and packages to carry (empty outside a run):
+        # {"run_id", "node_id", "inputs": {port: {"digest", "node_id", "run_id" (the run that produced it)}}}.
+        # Digests are content hashes, so storing them keeps an artifact reproducible; run ids are not.
+        self.lineage: dict[str, Any] = dict(lineage or {})
 
     @property
     def workdir(self) -> Path:

@@ -38,6 +38,7 @@ class NodeTask:
     workdir: str | None = None  # None: the worker makes its own (remote hosts)
     resources: dict[str, float] = field(default_factory=dict)
     transport: bool = False  # encode Model values etc. for a host without our filesystem
+    lineage: dict[str, Any] = field(default_factory=dict)  # see Context.lineage
 
 
 @dataclass
@@ -87,6 +88,7 @@ def execute_task(task: NodeTask, emit: EventSink, is_cancelled: Callable[[], boo
                       for p, v in inputs.items()}
         ctx = Context(node_id=task.node_id, title=task.title, seed=task.seed, workdir=workdir,
                       project_dir=Path(task.project_dir) if task.project_dir else None, resources=task.resources,
+                      lineage=task.lineage,
                       on_progress=lambda f, m: emit("progress", (f, m)),
                       on_log=lambda lvl, m: emit("log", (lvl, m)), is_cancelled=is_cancelled)
         outputs = cls().compute(inputs, settings, ctx)

@@ -24,7 +24,7 @@ from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import gbm_flavor
 from nodes.automl.flavors import feature_kinds
 from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
-                                   problem_type_of, validation_metrics, validation_rows)
+                                   problem_type_of, provenance, validation_metrics, validation_rows)
 from nodes.plotting import barh_margins, figure
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -235,9 +235,7 @@ class LightGBM(Node):
             booster.save_model(str(tmp), num_iteration=trees)
         info["params"] = params
         info["trees"] = trees
-        transform = inputs.get("transform")
-        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
-            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+        info.update(provenance(inputs.get("transform"), ctx))
         model = ModelRef("lightgbm", folder, info)
 
         # global explanation: mean |TreeSHAP| on the validation rows when given (what the model meets), else train

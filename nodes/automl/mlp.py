@@ -28,7 +28,7 @@ from engine.sdk import Context, Node, NodeSettings, node
 from nodes.automl import mlp_flavor
 from nodes.automl.flavors import feature_kinds
 from nodes.automl.training import (TRANSFORM_INPUT, VALID_INPUT, feature_frame, labelled_rows, label_codes,
-                                   problem_type_of, validation_metrics, validation_rows)
+                                   problem_type_of, provenance, validation_metrics, validation_rows)
 from nodes.automl.train import cuda_available
 from nodes.plotting import figure
 
@@ -308,9 +308,7 @@ class MLP(Node):
         mlp_flavor.save(folder, doc, weights)
         info.update({"device": device, "epochs_run": len(history["train"]), "best_epoch": best_epoch,
                      "hidden_layers": settings.layer_sizes(), "network_inputs": x.shape[1]})
-        transform = inputs.get("transform")
-        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
-            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+        info.update(provenance(inputs.get("transform"), ctx))
 
         report = Report(title=tr("Neural network (MLP)"), kind="model")
         if valid is not None:

@@ -35,6 +35,7 @@ from engine.ports import FittedTransformPort, Model, ModelRef, Report, ReportPor
 from engine.sdk import Context, Node, NodeSettings, PortSpec, node
 from nodes.automl import scorecard_flavor as flavor
 from nodes.automl.flavors import feature_kinds
+from nodes.automl.training import provenance
 from nodes.columns import identifier_like, require_columns
 from nodes.evaluate.metrics import binary_metrics
 from nodes.explore.stats import event_value
@@ -375,9 +376,7 @@ class Scorecard(Node):
             "positive_class": str(event), "train_rows": frame.height, "best_model": "Scorecard",
             "train_metrics": {k: m[k] for k in ("auc", "ks", "gini")},
         }
-        transform = inputs.get("transform")
-        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
-            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+        info.update(provenance(inputs.get("transform"), ctx))
         model = ModelRef("scorecard", folder, info)
 
         metrics = {"auc": m["auc"], "ks": m["ks"], "gini": m["gini"], "rows": frame.height, "events": int(y.sum()),

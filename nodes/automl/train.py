@@ -25,7 +25,7 @@ from engine.i18n import N_, tr
 from engine.ports import Model, ModelRef, Table
 from engine.sdk import Context, Node, NodeSettings, PortSpec, node
 from nodes.automl.flavors import feature_kinds
-from nodes.automl.training import TRANSFORM_INPUT, labelled_rows
+from nodes.automl.training import TRANSFORM_INPUT, labelled_rows, provenance
 from nodes.columns import require_columns
 
 ProblemType = Literal["auto", "binary", "multiclass", "regression"]
@@ -272,9 +272,7 @@ class AutoML(Node):
         }
         if on_gpu:
             ctx.log.info(tr("models trained on the GPU: {models}", models=", ".join(on_gpu)))
-        transform = inputs.get("transform")
-        if transform is not None:  # scoring starts from raw data: the model prepares it with these parameters
-            info["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+        info.update(provenance(inputs.get("transform"), ctx))
         ctx.progress(1.0)
         board = pl.from_pandas(leaderboard)
         return {"model": ModelRef("autogluon", path, info), "leaderboard": board, "feature_importance": importance}

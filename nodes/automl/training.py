@@ -9,7 +9,7 @@ import polars as pl
 
 from engine.errors import NodeInputError
 from engine.i18n import N_, tr
-from engine.ports import FittedTransformPort, ModelRef, Table
+from engine.ports import FittedTransform, FittedTransformPort, ModelRef, Table
 from engine.sdk import Context, PortSpec
 from nodes.automl.flavors import Scores, feature_kinds, prepare
 from nodes.columns import identifier_like, require_columns
@@ -163,3 +163,17 @@ def validation_metrics(scores: Scores, y: np.ndarray, class_values: list[Any]) -
         return m.regression_metrics(y, scores.prediction.astype(float))
     truth = np.asarray(class_values, dtype=object)[y].astype(str)
     return m.multiclass_metrics(truth, scores.prediction.astype(str))
+
+
+def provenance(transform: FittedTransform | None, ctx: Context) -> dict[str, Any]:
+    """What a trained model's info carries about where it came from: the fitted preparation, so scoring starts
+    from raw data (applied with these parameters), and the training table's content digest and the node that made
+    it (from the engine's run lineage), so an exported package names its data. Only content hashes are kept: a run
+    id would make two identical trainings produce different artifacts."""
+    out: dict[str, Any] = {}
+    if transform is not None:
+        out["transform"] = {"kind": transform.kind, "params": transform.params, "columns": list(transform.columns)}
+    train = (ctx.lineage.get("inputs") or {}).get("train") or {}
+    if train.get("digest"):
+        out["lineage"] = {"data_fingerprint": train["digest"], "data_node": train.get("node_id")}
+    return out

@@ -46,6 +46,55 @@ def allowed_values(spec: dict) -> str:
     return ""
 
 
+_METRIC_NAMES = {"auc": "AUC", "accuracy": "accuracy", "r2": "R²"}
+
+
+def member_sentence(member: dict) -> str:
+    """One plain sentence: which AutoGluon member the package holds and what it costs against the ensemble."""
+    metric = _METRIC_NAMES.get(member.get("holdout_metric"), member.get("holdout_metric"))
+    ours, best, diff = member.get("holdout_exported"), member.get("holdout_best"), member.get("difference")
+    if member.get("exported") == member.get("ensemble_best"):
+        head = tr("Exported AutoGluon member {member}, which is the ensemble's best model itself",
+                  member=member.get("exported"))
+    else:
+        head = tr("Exported AutoGluon member {member}, not the ensemble {best}", member=member.get("exported"),
+                  best=member.get("ensemble_best"))
+    if ours is None or best is None or diff is None:
+        return tr("{head}: the holdout rows carry no usable label, so they were not compared there; on "
+                  "AutoGluon's validation rows its {metric} is {ours} against {best}.", head=head,
+                  metric=member.get("eval_metric"), ours=_fmt3(member.get("score_val_exported")),
+                  best=_fmt3(member.get("score_val_best")))
+    return tr("{head}: on the holdout rows its {metric} is {ours:.3f} against the ensemble's {best:.3f} "
+              "({diff}).", head=head, metric=metric, ours=ours, best=best, diff=f"{diff:+.3f}".replace("-", "−"))
+
+
+def _fmt3(value: Any) -> str:
+    return tr("unknown") if value is None else f"{value:.3f}"
+
+
+def _member_section(member: dict) -> str:
+    esc = html.escape
+    parts = [f"<h2>{esc(tr('AutoGluon member'))}</h2><p>{esc(member_sentence(member))}</p>"]
+    metric = _METRIC_NAMES.get(member.get("holdout_metric"), member.get("holdout_metric"))
+    parts.append(_table([tr("Model"), tr("Validation {metric}", metric=member.get("eval_metric")),
+                         tr("Holdout {metric}", metric=metric)], [
+        [tr("{member} (exported)", member=member.get("exported")), member.get("score_val_exported"),
+         member.get("holdout_exported")],
+        [tr("{member} (ensemble's best)", member=member.get("ensemble_best")), member.get("score_val_best"),
+         member.get("holdout_best")],
+    ]))
+    check = member.get("adapter_check") or {}
+    parts.append("<p>" + esc(tr("Before conversion the exported member's scores were checked against AutoGluon's own "
+                                "for that member on {rows} rows (the holdout rows plus rows with missing and unseen "
+                                "values): largest difference {diff:.3g} (tolerance {tol:g}).",
+                                rows=check.get("rows"), diff=float(check.get("max_diff", float("nan"))),
+                                tol=check.get("tolerance", 0.0))) + "</p>")
+    skipped = member.get("skipped") or []
+    if skipped:
+        parts.append(_table([tr("Member not exported"), tr("Why")], [[s["member"], s["reason"]] for s in skipped]))
+    return "".join(parts)
+
+
 def render(manifest: dict) -> str:
     """The card as one HTML document."""
     esc = html.escape
@@ -69,6 +118,9 @@ def render(manifest: dict) -> str:
     parts.append("</p><p>" + esc(tr("The file model.onnx takes one raw table column per input below and applies the "
                                     "fitted preparation ({steps}) inside the graph.",
                                     steps=", ".join(manifest.get("preparation") or []) or tr("none"))) + "</p>")
+
+    if manifest.get("member"):
+        parts.append(_member_section(manifest["member"]))
 
     parts.append(f"<h2>{esc(tr('Data'))}</h2>")
     parts.append(_table([tr("Item"), tr("Value")], [
@@ -100,12 +152,16 @@ def render(manifest: dict) -> str:
                                     auc=_fmt(quant.get("auc")), base=_fmt(quant.get("auc_unquantized")))) + "</p>")
 
     parts.append(f"<h2>{esc(tr('Inputs'))}</h2>")
-    rows = [[s["name"], s["kind"], f"{s['type']} [N, 1]", allowed_values(s)] for s in manifest.get("inputs", [])]
-    parts.append(_table([tr("Column"), tr("Kind"), tr("ONNX type"), tr("Allowed values")], rows))
-    parts.append("<p>" + esc(tr("Missing values: NaN for numeric and boolean inputs (booleans as 1/0), the empty "
-                                "string for text inputs.")) + "</p>")
+    rows = [[s["name"], s["kind"], f"{s.get('tensor', s['name'])}[:, {s.get('position', 0)}] ({s['type']})",
+             allowed_values(s)] for s in manifest.get("inputs", [])]
+    parts.append(_table([tr("Column"), tr("Kind"), tr("ONNX input"), tr("Allowed values")], rows))
+    parts.append("<p>" + esc(tr("The graph takes two matrices: numbers (double, one column per numeric or boolean "
+                                "column) and texts (string, one column per text column), in the positions above. "
+                                "Missing values: NaN for numbers (booleans as 1/0), the empty string for texts."))
+                 + "</p>")
     parts.append(f"<h2>{esc(tr('Outputs'))}</h2><ul>")
-    parts.extend(f"<li><code>{esc(o['name'])}</code>: {esc(o['description'])}</li>" for o in manifest.get("outputs", []))
+    parts.extend(f"<li><code>{esc(o['name'])}</code>: {esc(o['description'])}</li>"
+                 for o in manifest.get("outputs", []))
     parts.append("</ul>")
 
     parts.append(f"<h2>{esc(tr('Limitations'))}</h2><ul>")

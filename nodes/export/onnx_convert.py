@@ -1,11 +1,16 @@
 """A LightGBM model and the preparation fitted with it -> one self-contained ONNX graph that scores raw tables.
 
-Why one named input per raw column (not one float matrix in `info["features"]` order): a bank's scoring service
-holds raw application records, not our encoded matrix. With one input per column the package scores the same
-table the model was trained from, and everything between (the fitted preparation: impute, scale, encode, binning,
-and the LightGBM text-to-code mapping) is inside the graph, so a consumer cannot prepare data differently from
-training. Numeric and boolean columns are `double` tensors of shape [N, 1] (booleans as 0/1; missing = NaN), text
-columns are `string` tensors of shape [N, 1] (missing = the empty string, since ONNX strings have no null).
+Why raw columns in (not our encoded matrix): a bank's scoring service holds raw application records. The package
+scores the same table the model was trained from, and everything between (the fitted preparation: impute, scale,
+encode, binning, and the LightGBM text-to-code mapping) is inside the graph, so a consumer cannot prepare data
+differently from training.
+
+Why two matrix inputs (not one named input per column): onnxruntime converts and checks every input of every call,
+and with 50 one-column inputs that cost (about 1 µs each) was twice the work of the 500 trees themselves for an
+online, one-row decision. The raw columns therefore travel in at most two tensors: `numbers`, a `double` [N, k]
+matrix of the numeric and boolean columns (booleans as 0/1; missing = NaN), and `texts`, a `string` [N, m] matrix
+of the text columns (missing = the empty string, since ONNX strings have no null). The manifest lists every column
+with its tensor and position; `feeds` builds both from a table.
 
 Preparation runs in double precision, as polars does; the values are cast to float32 only in front of the tree
 ensemble, whose ONNX operator compares in float32 (onnxmltools rounds LightGBM's thresholds to match). Every
@@ -36,17 +41,21 @@ IR_VERSION = 8  # the IR version that goes with opset 15; readable by every onnx
 DOUBLE = "double"
 STRING = "string"
 MISSING_TEXT = ""
-RESERVED = frozenset({"label", "probability", "probabilities", "prediction", "features"})  # graph outputs, inner
+NUMBERS, TEXTS = "numbers", "texts"  # the graph's two inputs
+RESERVED = frozenset({"label", "probability", "probabilities", "prediction", "features", NUMBERS, TEXTS})
 _INTERNAL = re.compile(r"^(lf\d+_|lgbm_)")  # the prefixes of generated tensor names
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One graph input: a raw table column, its kind (numeric | boolean | text) and ONNX element type."""
+    """One raw table column: its kind (numeric | boolean | text), ONNX element type, and where it travels: column
+    `index` of the `tensor` input (NUMBERS for doubles, TEXTS for strings)."""
 
     name: str
     kind: str
     dtype: str  # "double" | "string"
+    tensor: str = NUMBERS
+    index: int = 0
 
 
 @dataclass
@@ -91,6 +100,7 @@ def input_specs(model: ModelRef, table: pl.DataFrame) -> list[InputSpec]:
                                 cols=", ".join(repr(c) for c in missing)))
     expected = model.info.get("feature_kinds") or {}
     specs = []
+    width = {NUMBERS: 0, TEXTS: 0}
     for c in columns:
         kind = kind_of(table.schema[c])
         if kind == "other":  # an all-null column: trust what training saw
@@ -106,20 +116,32 @@ def input_specs(model: ModelRef, table: pl.DataFrame) -> list[InputSpec]:
         if c in RESERVED or _INTERNAL.match(c):
             raise NodeInputError(tr("Column {col!r} has a name the ONNX graph uses for its own tensors; rename it "
                                     "before training to export the model", col=c))
-        specs.append(InputSpec(c, kind, STRING if kind == "text" else DOUBLE))
+        tensor = TEXTS if kind == "text" else NUMBERS
+        specs.append(InputSpec(c, kind, STRING if kind == "text" else DOUBLE, tensor, width[tensor]))
+        width[tensor] += 1
     return specs
 
 
+def tensors(inputs: list[InputSpec]) -> dict[str, list[InputSpec]]:
+    """The graph's inputs in order: tensor name -> its columns by position (only tensors with columns)."""
+    out: dict[str, list[InputSpec]] = {}
+    for spec in sorted(inputs, key=lambda s: (s.tensor != NUMBERS, s.index)):
+        out.setdefault(spec.tensor, []).append(spec)
+    return out
+
+
 def feeds(inputs: list[InputSpec], table: pl.DataFrame) -> dict[str, np.ndarray]:
-    """The onnxruntime feed for `table`: doubles with NaN for missing, strings with "" for missing."""
+    """The onnxruntime feed for `table`: a double matrix with NaN for missing, a string matrix with "" for
+    missing."""
     out: dict[str, np.ndarray] = {}
-    for spec in inputs:
-        col = table.get_column(spec.name)
-        if spec.dtype == STRING:
-            values = col.cast(pl.String).fill_null(MISSING_TEXT).to_numpy().astype(object)
+    for tensor, specs in tensors(inputs).items():
+        names = [s.name for s in specs]
+        if tensor == TEXTS:
+            frame = table.select(pl.col(names).cast(pl.String).fill_null(MISSING_TEXT))
+            out[tensor] = frame.to_numpy().astype(object).reshape(table.height, len(names))
         else:
-            values = col.cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64)
-        out[spec.name] = values.reshape(-1, 1)
+            frame = table.select(pl.col(names).cast(pl.Float64).fill_null(float("nan")))
+            out[tensor] = np.ascontiguousarray(frame.to_numpy(), dtype=np.float64).reshape(table.height, len(names))
     return out
 
 
@@ -127,9 +149,10 @@ def feeds(inputs: list[InputSpec], table: pl.DataFrame) -> dict[str, np.ndarray]
 class _Graph:
     """Nodes and constants of the graph under construction, with unique generated names."""
 
-    def __init__(self) -> None:
+    def __init__(self, numbers_width: int = 0) -> None:
         self.nodes: list = []
         self.initializers: list = []
+        self.numbers_width = numbers_width  # columns of the `numbers` input
         self._n = 0
 
     def name(self, hint: str) -> str:
@@ -213,7 +236,15 @@ def _number(key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-Env = dict[str, tuple[str, str]]  # column -> (tensor name, "double" | "string")
+@dataclass(frozen=True)
+class _Raw:
+    """A raw column not yet cut out of its input matrix: most columns go straight to the trees, and one Gather
+    for all of them (in _feature_matrix) is far cheaper per call than one per column."""
+
+    spec: InputSpec
+
+
+Env = dict[str, tuple["str | _Raw", str]]  # column -> (tensor name or raw column, "double" | "string")
 
 
 def _cannot(kind: str, why: str = "") -> NodeInputError:
@@ -221,24 +252,29 @@ def _cannot(kind: str, why: str = "") -> NodeInputError:
     return NodeInputError(f"{msg}: {why}" if why else msg)
 
 
-def _column(env: Env, col: str, kind: str) -> tuple[str, str]:
+def _column(g: _Graph, env: Env, col: str, kind: str) -> tuple[str, str]:
+    """Column `col` as a [N, 1] tensor for a preparation step of `kind` (cut out of its input on first use)."""
     if col not in env:
         raise _cannot(kind, tr("column {col!r} is not available at this step", col=col))
-    return env[col]
+    x, dtype = env[col]
+    if isinstance(x, _Raw):
+        x = g.op("Gather", [x.spec.tensor, g.const([x.spec.index], "at", np.int64)], col, axis=1)
+        env[col] = (x, dtype)
+    return x, dtype
 
 
 def _impute(g: _Graph, env: Env, params: dict) -> None:
     flags = {}
     for c in params.get("indicators", []):
-        x, dtype = _column(env, c, "impute")
+        x, dtype = _column(g, env, c, "impute")
         flags[f"{c}_was_missing"] = (g.as_double(g.missing(x, dtype)), DOUBLE)
     for c, value in params.get("numeric", {}).items():
-        x, dtype = _column(env, c, "impute")
+        x, dtype = _column(g, env, c, "impute")
         if dtype != DOUBLE:
             raise _cannot("impute", tr("column {col!r} was numeric when fitted but is text here", col=c))
         env[c] = (g.op("Where", [g.missing(x, dtype), g.const([float(value)], "fill", np.float64), x], c), DOUBLE)
     for c, value in params.get("categorical", {}).items():
-        x, dtype = _column(env, c, "impute")
+        x, dtype = _column(g, env, c, "impute")
         if dtype == STRING:
             env[c] = (g.op("Where", [g.missing(x, dtype), g.const(np.array([value], dtype=object), "fill"), x], c),
                       STRING)
@@ -253,7 +289,7 @@ def _impute(g: _Graph, env: Env, params: dict) -> None:
 
 def _scale(g: _Graph, env: Env, params: dict) -> None:
     for c, mid in params.get("center", {}).items():
-        x, dtype = _column(env, c, "scale")
+        x, dtype = _column(g, env, c, "scale")
         if dtype != DOUBLE:
             raise _cannot("scale", tr("column {col!r} is text", col=c))
         centred = g.op("Sub", [x, g.const([float(mid)], "center", np.float64)], "sub")
@@ -262,7 +298,7 @@ def _scale(g: _Graph, env: Env, params: dict) -> None:
 
 def _onehot(g: _Graph, env: Env, params: dict) -> None:
     for e in params.get("entries", []):
-        x, dtype = _column(env, e["column"], "encode_onehot")
+        x, dtype = _column(g, env, e["column"], "encode_onehot")
         cats = list(e["categories"])
         n = len(cats)
         idx = g.code(x, dtype, cats, list(range(n)), n, "onehot_idx")
@@ -280,7 +316,7 @@ def _onehot(g: _Graph, env: Env, params: dict) -> None:
 def _lookup_encoding(kind: str, values_key: str):  # target and WOE encodings share one shape
     def emit(g: _Graph, env: Env, params: dict) -> None:
         for e in params.get("entries", []):
-            x, dtype = _column(env, e["column"], kind)
+            x, dtype = _column(g, env, e["column"], kind)
             cats = list(e["categories"])
             n = len(cats)
             idx = g.code(x, dtype, cats, list(range(n)), n, "enc_idx")
@@ -297,7 +333,7 @@ def _binning(g: _Graph, env: Env, params: dict) -> None:
     from onnx import TensorProto
 
     for e in params.get("entries", []):
-        x, dtype = _column(env, e["column"], "binning")
+        x, dtype = _column(g, env, e["column"], "binning")
         k = len(e["labels"])
         if e["type"] == "numeric":
             if dtype != DOUBLE:
@@ -356,7 +392,8 @@ def _booster(model: ModelRef):
 
 def _tree_graph(model: ModelRef, n_features: int, input_name: str) -> tuple[list, list, dict[str, str]]:
     """onnxmltools' conversion of the booster, its tensors renamed under "lgbm_" so they cannot clash with ours;
-    returns its nodes, constants and {its output name: our tensor name}."""
+    returns its nodes, constants and {its output name: our tensor name}. A binary model comes back as its
+    positive-class probability "p1" [N, 1] instead (see _binary_trees)."""
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -371,6 +408,10 @@ def _tree_graph(model: ModelRef, n_features: int, input_name: str) -> tuple[list
         raise NodeInputError(tr("onnxmltools cannot convert this LightGBM model: {error}",
                                 error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
     graph = onx.graph
+    if model.info.get("problem_type") == "binary":
+        binary = _binary_trees(graph, input_name)
+        if binary is not None:
+            return binary
     rename = {"features": input_name}
 
     def new(name: str) -> str:
@@ -388,20 +429,55 @@ def _tree_graph(model: ModelRef, n_features: int, input_name: str) -> tuple[list
     return list(graph.node), list(graph.initializer), outputs
 
 
+def _binary_trees(graph: Any, input_name: str) -> tuple[list, list, dict[str, str]] | None:
+    """A binary classifier's trees as TreeEnsembleRegressor (the summed log-odds) followed by Sigmoid.
+
+    Why: onnxruntime scores a one-target ensemble in blocks of rows, tree by tree (cache-friendly), but a
+    two-class TreeEnsembleClassifier row by row through every tree; on 10,000 rows of a 500-tree model the
+    regressor form is about 7% faster, and it also skips building the negative class's column. The sum, the
+    sigmoid and so the probabilities are the same; the export's parity check compares them with LightGBM anyway.
+    None (keep onnxmltools' graph) when the classifier is not the plain one-score binary form."""
+    from onnx import helper
+
+    trees = [n for n in graph.node if n.op_type == "TreeEnsembleClassifier"]
+    if len(trees) != 1:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in trees[0].attribute}
+    plain = set(attrs) <= {"class_ids", "class_nodeids", "class_treeids", "class_weights", "classlabels_int64s",
+                           "post_transform"} | {k for k in attrs if k.startswith("nodes_")}
+    if not plain or attrs.get("post_transform") != b"LOGISTIC" or set(attrs.get("class_ids", [])) != {0}:
+        return None
+    reg = {k: v for k, v in attrs.items() if k.startswith("nodes_")}
+    reg.update(target_ids=attrs["class_ids"], target_nodeids=attrs["class_nodeids"],
+               target_treeids=attrs["class_treeids"], target_weights=attrs["class_weights"], n_targets=1,
+               aggregate_function="SUM", post_transform="NONE")
+    nodes = [helper.make_node("TreeEnsembleRegressor", [input_name], ["lgbm_margin"], name="lgbm_trees",
+                              domain="ai.onnx.ml", **reg),
+             helper.make_node("Sigmoid", ["lgbm_margin"], ["lgbm_p1"], name="lgbm_sigmoid")]
+    return nodes, [], {"p1": "lgbm_p1"}
+
+
 def _feature_matrix(g: _Graph, env: Env, info: dict) -> str:
-    """Float32 [N, F] in `info["features"]` order, encoded as the lightgbm flavor's `encode` does."""
+    """Float32 [N, F] in `info["features"]` order, encoded as the lightgbm flavor's `encode` does. Raw numeric
+    features come from the `numbers` input in one Gather (none when it already is the matrix); only made and
+    encoded columns are concatenated to it."""
     from onnx import TensorProto
 
     features: list[str] = list(info.get("features", []))
     if not features:
         raise NodeInputError(tr("The model lists no features"))
     categories: dict[str, list[str]] = info.get("categories") or {}
-    columns = []
+    made: list[str] = []  # [N, 1] tensors appended after the raw numbers
+    positions: list[int | str] = []  # per feature: its column in `numbers`, or its made tensor
     for f in features:
         if f not in env:
             raise NodeInputError(tr("Feature {col!r} is neither a table column nor made by the preparation",
                                     col=f))
         x, dtype = env[f]
+        if isinstance(x, _Raw) and dtype == DOUBLE and f not in categories:
+            positions.append(x.spec.index)
+            continue
+        x, dtype = _column(g, env, f, "features")
         if f in categories:  # LightGBM's code for a text label: its index in the training labels, else missing
             if dtype != STRING:
                 raise NodeInputError(tr("Feature {col!r} was text in training but is a number here", col=f))
@@ -411,8 +487,20 @@ def _feature_matrix(g: _Graph, env: Env, info: dict) -> str:
         elif dtype != DOUBLE:
             raise NodeInputError(tr("Feature {col!r} is text but the model has no categories for it (info "
                                     "'categories')", col=f))
-        columns.append(x)
-    matrix = g.op("Concat", columns, "features64", axis=1) if len(columns) > 1 else columns[0]
+        positions.append(x)
+        made.append(x)
+    raw = [p for p in positions if isinstance(p, int)]
+    offset = g.numbers_width if raw else 0  # made columns follow the whole `numbers` matrix
+    parts = ([NUMBERS] if raw else []) + made
+    order, k = [], 0
+    for p in positions:
+        order.append(p if isinstance(p, int) else offset + k)
+        k += not isinstance(p, int)
+    wide = g.op("Concat", parts, "features64", axis=1) if len(parts) > 1 else parts[0]
+    if order == list(range(offset + len(made))):
+        matrix = wide  # already in feature order (always so for a model on raw numbers alone): no Gather
+    else:
+        matrix = g.op("Gather", [wide, g.const(order, "order", np.int64)], "features64", axis=1)
     return g.op("Cast", [matrix], "features", to=TensorProto.FLOAT)
 
 
@@ -438,29 +526,30 @@ def _outputs(g: _Graph, info: dict, tree_out: dict[str, str]) -> list:
         g.nodes.append(helper.make_node("Reshape", [tree_out["variable"], g.const([-1], "shape", np.int64)],
                                         ["prediction"], name="prediction"))
         return [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None])]
-    proba = tree_out["probabilities"]
     classes = info.get("class_values") or []
     if problem == "binary":  # as the lightgbm flavor: class_values[1] (the positive) from 0.5 up
         if len(classes) != 2:
             raise NodeInputError(tr("A binary model must list two class values; this one lists {n}",
                                     n=len(classes)))
-        p1 = g.op("Gather", [proba, g.const([1], "pos", np.int64)], "p1", axis=1)
+        p1 = tree_out.get("p1") or g.op("Gather", [tree_out["probabilities"], g.const([1], "pos", np.int64)], "p1",
+                                         axis=1)
         index = g.op("Cast", [g.op("GreaterOrEqual", [p1, g.const([0.5], "half", np.float32)], "ge")],
                      "index", to=TensorProto.INT64)
         index = g.op("Reshape", [index, g.const([-1], "shape", np.int64)], "index")
     else:  # columns in class_values order (LightGBM was trained on the index in class_values)
         if not classes:
             raise NodeInputError(tr("The model lists no class values (info 'class_values')"))
-        index = g.op("ArgMax", [proba], "argmax", axis=1, keepdims=0)
+        index = g.op("ArgMax", [tree_out["probabilities"]], "argmax", axis=1, keepdims=0)
     table, elem = _class_table(g, classes)
     g.nodes.append(helper.make_node("Gather", [table, index], ["label"], name="label", axis=0))
     outputs = [helper.make_tensor_value_info("label", elem, [None])]
     if problem == "binary":
-        g.nodes.append(helper.make_node("Gather", [proba, g.const(1, "pos", np.int64)], ["probability"],
-                                        name="probability", axis=1))
+        g.nodes.append(helper.make_node("Reshape", [p1, g.const([-1], "shape", np.int64)], ["probability"],
+                                        name="probability"))
         outputs.append(helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None]))
     else:
-        g.nodes.append(helper.make_node("Identity", [proba], ["probabilities"], name="probabilities"))
+        g.nodes.append(helper.make_node("Identity", [tree_out["probabilities"]], ["probabilities"],
+                                        name="probabilities"))
         outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]))
     return outputs
 
@@ -477,8 +566,9 @@ def convert(model: ModelRef, inputs: list[InputSpec]) -> Converted:
     problem = info.get("problem_type")
     if problem not in ("binary", "multiclass", "regression"):
         raise NodeInputError(tr("The model's problem type {kind!r} cannot be exported", kind=problem))
-    g = _Graph()
-    env: Env = {s.name: (s.name, s.dtype) for s in inputs}
+    groups = tensors(inputs)
+    g = _Graph(len(groups.get(NUMBERS, [])))
+    env: Env = {s.name: (_Raw(s), s.dtype) for s in inputs}
     for step in transform_steps(model):
         _EMITTERS[step.kind](g, env, step.params)
     features = list(info.get("features", []))
@@ -486,8 +576,8 @@ def convert(model: ModelRef, inputs: list[InputSpec]) -> Converted:
     g.nodes.extend(tree_nodes)
     g.initializers.extend(tree_inits)
     outputs = _outputs(g, info, tree_out)
-    graph_inputs = [helper.make_tensor_value_info(s.name, TensorProto.DOUBLE if s.dtype == DOUBLE
-                                                  else TensorProto.STRING, [None, 1]) for s in inputs]
+    graph_inputs = [helper.make_tensor_value_info(name, TensorProto.DOUBLE if name == NUMBERS else TensorProto.STRING,
+                                                  [None, len(cols)]) for name, cols in groups.items()]
     graph = helper.make_graph(g.nodes, "ledgerflow_scoring", graph_inputs, outputs, initializer=g.initializers)
     onx = helper.make_model(graph, producer_name="ledgerflow", opset_imports=[
         helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)])

@@ -1,4 +1,5 @@
-"""Export ONNX: a LightGBM model and its fitted preparation -> a verified, self-describing model package.
+"""Export ONNX: a LightGBM model (or an AutoGluon model's best exportable LightGBM member) and its fitted
+preparation -> a verified, self-describing model package.
 
 The export proves itself before it writes anything: the ONNX graph scores held-out rows and its scores must match
 LightGBM's own (flavors.score, the path Predict and Evaluate use) to within PARITY_TOLERANCE. Above it the node
@@ -24,6 +25,7 @@ from engine.ports import Model, ModelRef, Report, ReportPort, Table
 from engine.sdk import Context, FingerprintContext, Node, NodeSettings, node
 from nodes.evaluate.evaluate import class_names
 from nodes.export import model_card
+from nodes.export.autogluon_member import MemberExport, export_member
 from nodes.export.onnx_convert import (
     IR_VERSION,
     ML_OPSET,
@@ -37,6 +39,7 @@ from nodes.export.onnx_convert import (
     transform_steps,
 )
 from nodes.export.package import MANIFEST, NAME_PATTERN, check_name, write_package
+from nodes.export.scoring import session as scoring_session
 
 PARITY_TOLERANCE = 1e-5
 MODEL_FILE = "model.onnx"
@@ -64,15 +67,6 @@ class ExportSettings(NodeSettings):
             raise ValueError(tr("use letters, digits, '.', '-' and '_' only (up to 100, not starting with '.' or "
                                 "'-')"))
         return value
-
-
-def _session(data: bytes, threads: int = 0) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3  # the converter's declared label shape makes ORT warn on every call
-    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def native_scores(model: ModelRef, table: pl.DataFrame) -> np.ndarray:
@@ -104,6 +98,17 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     diff = np.abs(np.nan_to_num(a) - np.nan_to_num(b))
     return float(diff.max()) if diff.size else 0.0
+
+
+def scale_free_diff(native: np.ndarray, ours: np.ndarray) -> float:
+    """For regression, where the tolerance applies: max |native − onnx| / max(1, max |native|). The graph outputs
+    float32, whose rounding grows with the size of the predictions (a loan amount of 250,000 carries about 0.01
+    of it, on every row, even where a prediction happens to be near 0); probabilities never exceed 1, so for them
+    this is the absolute difference."""
+    diff = max_abs_diff(native, ours)
+    if not np.isfinite(diff) or native.size == 0:
+        return diff
+    return diff / max(1.0, float(np.abs(np.nan_to_num(native)).max()))
 
 
 def _likely_cause(model: ModelRef) -> str:
@@ -194,10 +199,13 @@ def _fingerprint(table: pl.DataFrame) -> str:
 
 
 def build_manifest(model: ModelRef, name: str, converted: Converted, holdout: pl.DataFrame, parity: dict,
-                   quantization: dict | None, node_id: str) -> dict[str, Any]:
-    """Everything a consumer needs to call the graph and to judge the model; file hashes are added on writing."""
+                   quantization: dict | None, node_id: str, run: dict | None = None) -> dict[str, Any]:
+    """Everything a consumer needs to call the graph and to judge the model; file hashes are added on writing.
+    `run` is the export's Context.lineage: which run exports, and which run trained the model it was given."""
     info = model.info
     lineage = info.get("lineage") or {}
+    run = run or {}
+    model_input = (run.get("inputs") or {}).get("model") or {}
     return {
         "package_name": name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -207,17 +215,21 @@ def build_manifest(model: ModelRef, name: str, converted: Converted, holdout: pl
                   "class_values": info.get("class_values"), "positive_class": info.get("positive_class"),
                   "train_rows": info.get("train_rows"), "trees": info.get("trees")},
         "onnx": {"file": MODEL_FILE, "opset": OPSET, "ai_onnx_ml_opset": ML_OPSET, "ir_version": IR_VERSION},
-        "inputs": [{"name": s.name, "kind": s.kind, "type": s.dtype, **_ranges(model, s, holdout)}
+        "inputs": [{"name": s.name, "kind": s.kind, "type": s.dtype, "tensor": s.tensor, "position": s.index,
+                    **_ranges(model, s, holdout)}
                    for s in converted.inputs],
         "missing_values": {"double": "NaN", "string": ""},
         "features": list(info.get("features", [])),
         "preparation": [s.kind for s in transform_steps(model)],
         "outputs": _outputs(model),
         "metrics": info.get("metrics") or {},
-        "lineage": {
-            "training_data_fingerprint": lineage.get("data_fingerprint", info.get("data_fingerprint")),
-            "training_run_id": lineage.get("run_id", info.get("run_id")),
-            "experiment_run_id": lineage.get("experiment_run_id", info.get("experiment_run_id")),
+        "lineage": {  # the training data and runs, from the engine's run lineage (null outside a project run)
+            "training_data_fingerprint": lineage.get("data_fingerprint"),
+            "training_data_node": lineage.get("data_node"),
+            "model_artifact": model_input.get("digest"),
+            "training_node": model_input.get("node_id"),
+            "training_run_id": model_input.get("run_id"),
+            "export_run_id": run.get("run_id"),
             "holdout_fingerprint": _fingerprint(holdout),
             "export_node_id": node_id,
         },
@@ -228,7 +240,7 @@ def build_manifest(model: ModelRef, name: str, converted: Converted, holdout: pl
 
 @node("export.onnx", version=1, title=N_("Export ONNX"), category=N_("Export"), icon="file-export", heavy=True)
 class ExportONNX(Node):
-    """Export a LightGBM model and its preparation as a verified ONNX model package."""
+    """Export a LightGBM model or an AutoGluon model's best LightGBM member as a verified ONNX model package."""
 
     inputs = {"model": Model, "holdout": Table}
     outputs = {"report": ReportPort}
@@ -247,9 +259,18 @@ class ExportONNX(Node):
         model: ModelRef = inputs["model"]
         holdout: pl.DataFrame = inputs["holdout"]
         name = check_name(settings.package_name)
+        member: MemberExport | None = None
+        if model.flavor == "autogluon":  # the ensemble has no ONNX form: its best LightGBM member does
+            ctx.progress(0.02, tr("choosing the AutoGluon member to export"))
+            member = export_member(model, holdout, ctx.workdir, settings.parity_rows, ctx.seed)
+            model = member.model
+            ctx.log.info(tr("exporting AutoGluon member {member} (the ensemble's best model is {best})",
+                            member=member.member, best=member.ensemble_best))
+            for s in member.skipped:
+                ctx.log.info(tr("skipped AutoGluon member {member}: {reason}", member=s.member, reason=s.reason))
         if model.flavor != "lightgbm":
-            raise NodeInputError(tr("Export ONNX supports LightGBM models; this model's flavor is {flavor!r}",
-                                    flavor=model.flavor))
+            raise NodeInputError(tr("Export ONNX supports LightGBM models; this model's flavor is {flavor!r} "
+                                    "(AutoGluon models export their best LightGBM member)", flavor=model.flavor))
         check_exportable(model)  # before any work: a preparation step without an ONNX form
         if holdout.height == 0:
             raise NodeInputError(tr("The holdout table has no rows: the parity check needs rows to score"))
@@ -258,19 +279,22 @@ class ExportONNX(Node):
         ctx.progress(0.1, tr("converting to ONNX"))
         converted = convert(model, input_specs(model, rows))
         data = converted.model.SerializeToString()
-        session = _session(data)
+        session = scoring_session(data)
         ctx.check_cancelled()
         ctx.progress(0.4, tr("checking parity on {n} rows", n=rows.height))
         native = native_scores(model, rows)
         ours = onnx_scores(session, converted, rows)
         diff = max_abs_diff(native, ours)
-        if not diff <= PARITY_TOLERANCE:  # NaN fails too
+        gap = scale_free_diff(native, ours) if converted.problem_type == "regression" else diff
+        if not gap <= PARITY_TOLERANCE:  # NaN fails too
             msg = tr("ONNX parity check failed: on {n} holdout rows the ONNX graph's scores differ from LightGBM's "
-                     "by up to {diff:.3g} (tolerance {tol:g}). Nothing was written.", n=rows.height, diff=diff,
+                     "by up to {diff:.3g} (tolerance {tol:g}). Nothing was written.", n=rows.height, diff=gap,
                      tol=PARITY_TOLERANCE)
             raise NodeInputError(f"{msg} {_likely_cause(model)}".strip())
         ctx.log.info(tr("parity: max |native − onnx| = {diff:.3g} on {n} rows", diff=diff, n=rows.height))
         parity = {"max_abs_diff": diff, "rows": rows.height, "tolerance": PARITY_TOLERANCE,
+                  "tolerance_applies_to": "max |native − onnx| / max(1, max |native|)"
+                  if converted.problem_type == "regression" else "max |native − onnx|",
                   "compared": {"binary": "probability", "multiclass": "probabilities",
                                "regression": "prediction"}[converted.problem_type]}
         files = {MODEL_FILE: data}
@@ -278,13 +302,16 @@ class ExportONNX(Node):
         if settings.quantize:
             ctx.progress(0.6, tr("quantizing"))
             qdata = _quantize(data, ctx.workdir)
-            q_scores = onnx_scores(_session(qdata), converted, rows)
+            q_scores = onnx_scores(scoring_session(qdata), converted, rows)
             quantization = {"file": QUANT_FILE, "method": "onnxruntime dynamic quantization (QInt8 weights)",
                             "max_abs_diff": max_abs_diff(ours, q_scores),
                             "auc_unquantized": _auc(model, rows, ours), "auc": _auc(model, rows, q_scores),
                             "rows": rows.height}
             files[QUANT_FILE] = qdata
-        manifest = build_manifest(model, name, converted, holdout, parity, quantization, ctx.node_id)
+        manifest = build_manifest(model, name, converted, holdout, parity, quantization, ctx.node_id,
+                                  ctx.lineage)
+        if member is not None:
+            manifest["member"] = member.manifest_section()
         files[CARD_FILE] = model_card.render(manifest).encode("utf-8")
         ctx.progress(0.8, tr("writing the package"))
         target = write_package(ctx.resolve_path(settings.folder), name, files, manifest)
@@ -307,6 +334,14 @@ def _report(model: ModelRef, target: Path, manifest: dict, files: dict[str, byte
         if quant["max_abs_diff"] == 0.0:
             report.notes.append(tr("Dynamic quantization changed no score: it quantizes matrix weights, and a tree "
                                    "ensemble has none, so model.quant.onnx scores exactly as model.onnx."))
+    chosen = manifest.get("member")
+    if chosen:
+        report.metrics.update({"exported_member": chosen["exported"],
+                               "member_score_difference": chosen["difference"]})
+        report.notes.insert(0, model_card.member_sentence(chosen))
+        report.tables[tr("AutoGluon members not exported")] = pl.DataFrame(
+            {"member": [s["member"] for s in chosen["skipped"]], "reason": [s["reason"] for s in chosen["skipped"]]},
+            schema={"member": pl.String, "reason": pl.String})
     report.tables[tr("Inputs")] = pl.DataFrame(
         {"column": [s["name"] for s in manifest["inputs"]], "kind": [s["kind"] for s in manifest["inputs"]],
          "type": [s["type"] for s in manifest["inputs"]],

@@ -117,7 +117,17 @@ def test_package_scores_raw_rows_like_lightgbm(data, model, exported):
     native = score(model, holdout)
     specs = input_specs(model, holdout)
     sess = _session(package / "model.onnx")
-    assert [i.name for i in sess.get_inputs()] == [s.name for s in specs]
+    # two matrix inputs: the numbers (double) and the texts (string), each column at its position
+    assert [(i.name, i.type, i.shape[1]) for i in sess.get_inputs()] == [
+        ("numbers", "tensor(double)", sum(s.tensor == "numbers" for s in specs)),
+        ("texts", "tensor(string)", sum(s.tensor == "texts" for s in specs))]
+    for tensor in ("numbers", "texts"):
+        assert sorted(s.index for s in specs if s.tensor == tensor) == list(range(sum(s.tensor == tensor
+                                                                                      for s in specs)))
+    assert {s.name for s in specs if s.tensor == "texts"} == {s.name for s in specs if s.kind == "text"}
+    fed = feeds(specs, holdout)
+    age = next(s for s in specs if s.name == "age")
+    np.testing.assert_array_equal(fed["numbers"][:, age.index], holdout["age"].cast(pl.Float64).to_numpy())
     out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds(specs, holdout))))
     diff = np.abs(out["probability"] - native.proba["1"].to_numpy()).max()
     assert diff < 1e-5
@@ -157,6 +167,9 @@ def test_manifest_describes_the_package(model, exported):
     assert inputs["education"]["type"] == "string" and inputs["education"]["range_source"] == "training"
     assert "Bachelor" in inputs["education"]["categories"]
     assert inputs["age"]["type"] == "double" and inputs["age"]["min"] <= inputs["age"]["max"]
+    assert inputs["age"]["tensor"] == "numbers" and inputs["education"]["tensor"] == "texts"
+    assert sorted(s["position"] for s in manifest["inputs"] if s["tensor"] == "texts") == \
+        list(range(sum(s["tensor"] == "texts" for s in manifest["inputs"])))
     assert manifest["metrics"] == {"auc": 0.75}
     assert manifest["parity"]["max_abs_diff"] < 1e-5 and manifest["parity"]["tolerance"] == 1e-5
     lineage = manifest["lineage"]
@@ -268,6 +281,14 @@ def test_multiclass_and_regression(tmp_path):
                                                                      "package_name": "reg"})["report"]
     assert rep.metrics["max_abs_diff"] < 1e-5
     assert [o["name"] for o in verify_package(tmp_path / "p" / "reg")["outputs"]] == ["prediction"]
+    # a target in the hundreds of thousands: float32 output rounding (~0.01) is within the scale-free tolerance
+    large = table.drop("grade").with_columns(pl.col("amount") * 1e5 + 2.5e5)
+    big = train_lightgbm(tmp_path / "big", large, "amount", "regression", rounds=30)
+    rep = run_node(ExportONNX, {"model": big, "holdout": large}, {"folder": str(tmp_path / "p"),
+                                                                     "package_name": "big"})["report"]
+    manifest = verify_package(tmp_path / "p" / "big")
+    assert manifest["parity"]["tolerance_applies_to"].startswith("max |native − onnx| / max(1")
+    assert rep.metrics["max_abs_diff"] < 1.0
 
 
 def test_bad_inputs_are_named(data, model, tmp_path):
@@ -349,3 +370,30 @@ def test_column_names_and_types_the_graph_cannot_take(tmp_path):
     with pytest.raises(NodeFailed, match="Column 'x' is text in the holdout table, but the model was trained on "
                                          "numeric"):
         run_node(ExportONNX, {"model": ok, "holdout": as_text}, {"folder": str(tmp_path), "package_name": "c"})
+
+
+def test_a_model_on_raw_numbers_scores_its_input_matrix_directly(tmp_path):
+    """Online scoring cost: with no preparation and only numeric features, the `numbers` input goes straight to
+    the trees (no per-column Gather or Concat), and a binary model is one-score trees plus a sigmoid."""
+    import onnx
+
+    rng = np.random.default_rng(5)
+    n = 800
+    x = rng.normal(size=(n, 4))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    table = pl.DataFrame({f"x{i}": x[:, i] for i in range(4)}).with_columns(
+        y=pl.Series((np.nan_to_num(x[:, 0]) + rng.normal(size=n) > 0).astype(np.int64)))
+    model = train_lightgbm(tmp_path / "m", table, "y", "binary", rounds=40)
+    rep = run_node(ExportONNX, {"model": model, "holdout": table}, {"folder": str(tmp_path / "p"),
+                                                                     "package_name": "raw"})["report"]
+    assert rep.metrics["max_abs_diff"] < 1e-5
+    graph = onnx.load(str(tmp_path / "p" / "raw" / "model.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    assert "TreeEnsembleRegressor" in ops and "TreeEnsembleClassifier" not in ops and "Sigmoid" in ops
+    assert "Concat" not in ops and "Gather" not in ops[:ops.index("TreeEnsembleRegressor")]
+    specs = input_specs(model, table)
+    probability, label = _session(tmp_path / "p" / "raw" / "model.onnx").run(
+        ["probability", "label"], feeds(specs, table))
+    native = score(model, table)
+    assert np.abs(probability - native.proba["1"].to_numpy()).max() < 1e-5
+    np.testing.assert_array_equal(label, native.prediction)

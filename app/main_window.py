@@ -12,6 +12,7 @@ from typing import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.asset_browser import AssetBrowser
 from app.autosave import Autosaver, Recovery, find_recovery, load_recovered
 from app.bridge import EngineBridge
 from app.canvas.controller import CanvasController
@@ -98,6 +99,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.data_dock, self.report_dock)
         self.tabifyDockWidget(self.report_dock, self.log_dock)
         self.tabifyDockWidget(self.log_dock, self.experiments_dock)
+        self.asset_browser = AssetBrowser()  # connects to the asset center only when first shown
+        self.assets_dock = self._dock("assets", tr("Assets"), self.asset_browser, Area.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.experiments_dock, self.assets_dock)
+        self.assets_dock.visibilityChanged.connect(self.asset_browser.dock_visibility)
         self.data_dock.raise_()
         self.resizeDocks([self.palette_dock, self.properties_dock], [250, 330], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.data_dock], [360], QtCore.Qt.Orientation.Vertical)
@@ -323,6 +328,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
         if self.maybe_close_document():
+            self.asset_browser.shutdown()
             event.accept()
         else:
             event.ignore()
@@ -441,6 +447,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_run_finished(self, report: RunReport) -> None:
         self.run_progress.setVisible(False)
         self.experiments_view.refresh()
+        self.asset_browser.refresh_if_loaded()  # a Publish node may have published
         results = list(report.nodes.values())
         done = sum(r.status == "done" for r in results)
         cached = sum(r.cached for r in results)

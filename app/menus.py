@@ -79,6 +79,9 @@ def build_actions(w: "MainWindow") -> dict[str, QtGui.QAction]:
         "about": _action(w, tr("&About Ledgerflow"), lambda: about(w)),
         "scheduler": _action(w, tr("&Dask scheduler…"), lambda: configure_scheduler(w), None, None,
                              tr("Send heavy nodes to a Dask cluster")),
+        "asset_connection": _action(w, tr("&Asset center connection…"), lambda: asset_connection(w), None, None,
+                                    tr("Server URL and token of the shared asset center (empty: the embedded "
+                                       "store)")),
     }
     a["fit"].setShortcutContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
     return a
@@ -106,7 +109,8 @@ def build_menus(w: "MainWindow") -> None:
     for name in ("zoom_in", "zoom_out", "fit"):
         view.addAction(a[name])
     view.addSeparator()
-    for dock in (w.palette_dock, w.properties_dock, w.data_dock, w.report_dock, w.log_dock, w.experiments_dock):
+    for dock in (w.palette_dock, w.properties_dock, w.data_dock, w.report_dock, w.log_dock, w.experiments_dock,
+                 w.assets_dock):
         view.addAction(dock.toggleViewAction())
     settings = mb.addMenu(tr("&Settings"))
     lang_menu = settings.addMenu(tr("&Language"))
@@ -120,6 +124,7 @@ def build_menus(w: "MainWindow") -> None:
         lang_menu.addAction(act)
         w.language_actions[lang] = act
     settings.addAction(a["scheduler"])
+    settings.addAction(a["asset_connection"])
     help_menu = mb.addMenu(tr("&Help"))
     help_menu.addAction(a["tour"])
     help_menu.addAction(a["about"])
@@ -278,6 +283,12 @@ def configure_scheduler(w: "MainWindow") -> None:
     if ok:
         w.prefs.scheduler_address = address.strip()
         w.prefs.save()
+
+
+def asset_connection(w: "MainWindow") -> None:
+    from app.asset_settings import edit_connection
+
+    edit_connection(w, w.asset_browser.reconnect)
 
 
 def switch_language(w: "MainWindow", lang: str) -> None:

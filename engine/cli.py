@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_experiments.add_parser(sub)
     cli_sweep.add_parser(sub)
+    from assetcenter import cli as assetcenter_cli
+
+    assetcenter_cli.add_parsers(sub)
 
     gui = sub.add_parser("gui", help=tr("open the workbench window"))
     gui.add_argument("project", nargs="?", help=tr("project folder or project.lflow file to open"))

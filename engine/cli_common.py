@@ -1,6 +1,8 @@
-"""What every `ledgerflow` subcommand shares: one JSON document on stdout, and Ctrl-C cancelling the running work."""
+"""What every `ledgerflow` subcommand shares: one JSON document on stdout, Ctrl-C cancelling the running work, and
+argument types."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import signal
@@ -10,6 +12,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.i18n import tr
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1, with a translated message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(tr("must be a whole number of at least 1 (got {value!r})", value=text))
+    return value
 
 
 def print_json(doc: Any) -> None:

@@ -11,21 +11,11 @@ import json
 import sys
 from typing import Any
 
-from engine.cli_common import ctrl_c_cancels, print_json
+from engine.cli_common import ctrl_c_cancels, positive_int, print_json
 from engine.errors import LedgerflowError
 from engine.i18n import tr
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(tr("must be a whole number of at least 1 (got {value!r})", value=text))
-    return value
 
 
 HEADLINE = ("auc", "ks", "gini", "rmse", "r2", "accuracy")  # shown first in progress lines
@@ -107,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--executor", choices=("local", "dask"), default=None,
                    help=tr("where heavy nodes run: local worker processes (default) or Dask (needs --scheduler)"))
     s.add_argument("--scheduler", metavar="ADDR", help=tr("send heavy nodes to a Dask scheduler, e.g. tcp://host:8786"))
-    s.add_argument("--max-parallel", type=_positive, metavar="N", help=tr("members run at once (overrides the spec)"))
+    s.add_argument("--max-parallel", type=positive_int, metavar="N", help=tr("members run at once (overrides the spec)"))
     s.add_argument("--out", metavar="TABLE.csv", help=tr("also write the table, as .csv or .parquet (atomically)"))
     s.add_argument("--json", action="store_true", help=tr("print one JSON document with the table's rows"))
     s.add_argument("-q", "--quiet", action="store_true", help=tr("no progress output"))

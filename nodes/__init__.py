@@ -25,6 +25,7 @@ _NODE_CLASSES = [
     ("nodes.automl.mlp", "MLP"),
     ("nodes.evaluate.evaluate", "Evaluate"), ("nodes.automl.predict", "Predict"),
     ("nodes.export.onnx_export", "ExportONNX"),
+    ("nodes.assets.publish", "PublishAsset"), ("nodes.assets.asset_input", "AssetInput"),
 ]
 
 

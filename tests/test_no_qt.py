@@ -1,14 +1,15 @@
-"""The engine and the node library never import Qt: they must run headless, in workers and on Dask."""
+"""The engine, the node library and the asset center never import Qt: they must run headless, in workers, on Dask
+and on a server."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 
-def test_engine_and_nodes_load_no_qt_module():
+def test_engine_nodes_and_assetcenter_load_no_qt_module():
     code = (
-        "import pkgutil, importlib, sys, engine, nodes\n"
-        "for pkg in (engine, nodes):\n"
+        "import pkgutil, importlib, sys, engine, nodes, assetcenter\n"
+        "for pkg in (engine, nodes, assetcenter):\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        importlib.import_module(m.name)\n"
         "import engine.cli, engine.executors.dask\n"
@@ -17,4 +18,4 @@ def test_engine_and_nodes_load_no_qt_module():
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"Qt modules loaded by engine/nodes: {out.stdout}"
+    assert out.stdout.strip() == "", f"Qt modules loaded by engine/nodes/assetcenter: {out.stdout}"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ArtifactIntegrityError, NodeInputError
-from engine.fileio import sha256_file
+from engine.fileio import fsync_dir, sha256_file
 from engine.i18n import tr
 
 PACKAGE_FORMAT = "ledgerflow-model-package"
@@ -45,13 +45,6 @@ def _sign(manifest: dict) -> dict:
 
     return {"algorithm": "HMAC-SHA256", "key": "ledgerflow user signing key", "mac": sign(manifest)}
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_package(folder: Path, name: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Path:
@@ -82,7 +75,7 @@ def write_package(folder: Path, name: str, files: dict[str, bytes], manifest: di
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a package is meant to be shared
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -102,7 +95,7 @@ def _swap_in(new: Path, target: Path) -> None:
         if old is not None:
             os.rename(old, target)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

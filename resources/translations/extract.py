@@ -31,7 +31,7 @@ import polib
 
 TRANSLATIONS = Path(__file__).resolve().parent
 ROOT = TRANSLATIONS.parent.parent
-SOURCE_DIRS = ("engine", "nodes", "app", "plugins")
+SOURCE_DIRS = ("engine", "nodes", "app", "plugins", "assetcenter")
 SKIP_DIRS = {"tests", "test", ".venv", "venv", "__pycache__", "build", "dist", "node_modules"}
 DOMAIN = "ledgerflow"
 POT_PATH = TRANSLATIONS / f"{DOMAIN}.pot"

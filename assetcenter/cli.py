@@ -118,6 +118,10 @@ def _size(n: int) -> str:
 # ---- ledgerflow assetcenter … -----------------------------------------------------------------------------------
 @_refusals_exit_1
 def cmd_init(args: argparse.Namespace) -> int:
+    from assetcenter.home import AssetHome
+    from assetcenter.service import set_crypto_profile
+
+    set_crypto_profile(AssetHome(_home(args)), args.crypto)
     center = _open_center(args)
     try:
         token = center.init()
@@ -317,6 +321,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = acs.add_parser("init", help=tr("create the store and its first admin; prints a one-time token"))
     _home_arg(p)
     _db_arg(p)
+    p.add_argument("--crypto", choices=("standard", "gm"), default="standard",
+                   help=tr("standard: Ed25519 signatures, AES-256-GCM encryption; gm: the 国密 suite, SM2 signatures "
+                           "and SM4 encryption (fixed for the life of the center)"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_init)
 

@@ -509,7 +509,7 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = 8765, db_url: str | N
     try:
         uvicorn.run(app, host=host, port=port, ssl_certfile=str(tls_cert) if tls_cert else None,
                     ssl_keyfile=str(tls_key) if tls_key else None, proxy_headers=False, server_header=False,
-                    log_level="info")
+                    log_level="info", timeout_graceful_shutdown=10)  # idle keep-alive clients cannot hold a stop
     finally:
         center.close()
 

@@ -28,7 +28,7 @@ from assetcenter import db
 from assetcenter.audit import AuditLog
 from assetcenter.auth import Accounts, bootstrap_admin
 from assetcenter.blobs import BlobHashMismatch, BlobStore, BlobTooLarge, hashing
-from assetcenter.crypto import AES_GCM, decrypt_stream, encrypt_stream, needs_rewrap, rewrap
+from assetcenter.crypto import AES_GCM, SM4_CBC_HMAC_SM3, decrypt_stream, encrypt_stream, needs_rewrap, rewrap
 from assetcenter.crypto import IntegrityError as CryptoIntegrityError
 from assetcenter.home import AssetHome
 from assetcenter.keys import KeyFileProvider, KeyProvider, provider_from_env_or_file
@@ -36,7 +36,7 @@ from assetcenter.rbac import (Forbidden, Permission, Principal, allowed, check_m
                               require)
 from assetcenter.signatures import load_signer, public_keys, sign_document, verify_document
 from engine.errors import ArtifactIntegrityError, LedgerflowError
-from engine.fileio import canonical_json
+from engine.fileio import atomic_write_text, canonical_json
 from engine.i18n import tr
 
 MAX_UPLOAD_BYTES = 64 << 30  # per version; the server may set less
@@ -46,6 +46,39 @@ PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 TAG_RE = re.compile(r"[\w.:/-]{1,64}\Z")
 SENSITIVE_CLASSES = frozenset({"C2", "C3"})  # the Profile node's personal-data classes (nodes/explore/pii.py)
 _PROMOTIONS = {("candidate", "validated"), ("validated", "production")}
+
+
+# A center's algorithms, fixed when it is created (`assetcenter init --crypto gm`): "gm" is the 国密 suite.
+CRYPTO_FILE = "crypto.json"
+CRYPTO_PROFILES = {"standard": {"signature": "ed25519", "encryption": AES_GCM},
+                   "gm": {"signature": "sm2", "encryption": SM4_CBC_HMAC_SM3}}
+
+
+def crypto_profile(home: AssetHome) -> dict[str, str]:
+    """The algorithms of the center at `home`: its crypto.json, else the standard suite."""
+    path = home.root / CRYPTO_FILE
+    if not path.exists():
+        return dict(CRYPTO_PROFILES["standard"])
+    doc = json.loads(path.read_text("utf-8"))
+    name = doc.get("profile")
+    if name not in CRYPTO_PROFILES:
+        raise LedgerflowError(tr("{path} names an unknown crypto profile {name!r}", path=path, name=str(name)[:40]))
+    return dict(CRYPTO_PROFILES[name])
+
+
+def set_crypto_profile(home: AssetHome, name: str) -> None:
+    """Choose the algorithms of a new center; an existing center keeps its own (its keys and signatures use it)."""
+    if name not in CRYPTO_PROFILES:
+        raise LedgerflowError(tr("Unknown crypto profile {name!r}; use one of {names}", name=name,
+                                 names=", ".join(CRYPTO_PROFILES)))
+    path = home.root / CRYPTO_FILE
+    if path.exists() or (home.root / "assetcenter.db").exists():
+        current = json.loads(path.read_text("utf-8")).get("profile") if path.exists() else "standard"
+        if current != name:
+            raise LedgerflowError(tr("The asset center at {home} already uses the {current} crypto profile",
+                                     home=home.root, current=current))
+        return
+    atomic_write_text(path, json.dumps({"profile": name}))
 
 
 class AssetError(LedgerflowError):
@@ -180,9 +213,12 @@ class AssetCenter:
     """One asset center: a home folder (blobs, keys, audit checkpoints) and a database (SQLite or PostgreSQL)."""
 
     def __init__(self, home: AssetHome | Path, *, db_url: str | None = None, keys: KeyProvider | None = None,
-                 signature_algorithm: str = "ed25519", encryption_algorithm: str = AES_GCM,
+                 signature_algorithm: str | None = None, encryption_algorithm: str | None = None,
                  max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.home = home if isinstance(home, AssetHome) else AssetHome(Path(home))
+        profile = crypto_profile(self.home)
+        signature_algorithm = signature_algorithm or profile["signature"]
+        encryption_algorithm = encryption_algorithm or profile["encryption"]
         self.engine = db.make_engine(db_url or self.home.db_url())
         self.blobs = BlobStore(self.home.blobs, self.home.tmp)
         self.signer = load_signer(self.home.keys, signature_algorithm)

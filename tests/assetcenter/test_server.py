@@ -280,16 +280,20 @@ def test_done_when_scenario_over_http(site):
 
 
 # ---- TLS -------------------------------------------------------------------------------------------------------
-def test_serve_over_tls_with_a_self_signed_certificate(tmp_path):
-    center = AssetCenter(AssetHome(tmp_path / "home"))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_serve_over_tls_with_a_self_signed_certificate(tmp_path, request, backend):
+    """The shared deployment: HTTPS in front, PostgreSQL (or SQLite) behind; a client publishes and fetches."""
+    db_url = pg_database(request.getfixturevalue("ac_postgres")) if backend == "postgresql" else ""
+    center = AssetCenter(AssetHome(tmp_path / "home"), db_url=db_url or None)
     one_time = center.init()
     center.close()
     cert, key = self_signed(tmp_path)
     port = free_port()
     script = ("import sys; from pathlib import Path; from assetcenter.server import serve; "
               "serve(Path(sys.argv[1]), '127.0.0.1', int(sys.argv[2]), tls_cert=Path(sys.argv[3]), "
-              "tls_key=Path(sys.argv[4]))")
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "home"), str(port), str(cert), str(key)],
+              "tls_key=Path(sys.argv[4]), db_url=sys.argv[5] or None)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "home"), str(port), str(cert), str(key),
+                             db_url],
                             cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": "."})
     trusting = httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=cert),
@@ -309,6 +313,13 @@ def test_serve_over_tls_with_a_self_signed_certificate(tmp_path):
         assert redeemed.status_code == 200
         token = redeemed.json()["token"]
         assert trusting.get("/v1/keys", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        from assetcenter.client import AssetClient
+
+        with AssetClient(f"https://127.0.0.1:{port}", token, ca_file=cert,
+                         trust_file=tmp_path / "trust.json") as client:
+            client.publish(PACKAGE, project="risk", kind="model_package", name="over-tls")
+            client.fetch("risk/over-tls@1", tmp_path / "fetched.bin")
+        assert (tmp_path / "fetched.bin").read_bytes() == PACKAGE
         with httpx.Client(timeout=10) as untrusting, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY"):
             untrusting.get(f"https://127.0.0.1:{port}/v1/health")
         with httpx.Client(timeout=10) as plain, pytest.raises(httpx.TransportError):

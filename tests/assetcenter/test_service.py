@@ -3,13 +3,11 @@ download with verification, encryption at rest, maker-checker promotion, least p
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
-from assetcenter import db
 from assetcenter.auth import Accounts
 from assetcenter.home import AssetHome
 from assetcenter.keys import EnvKeyProvider
@@ -189,7 +187,6 @@ def test_fetch_writes_atomically(center, tmp_path):
     center.fetch(center.people["vera"], "risk/pd-model@1", target)
     assert target.read_bytes() == PACKAGE
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    _ = json, timedelta, db  # (imports kept for readers extending these tests)
 
 
 def test_accounts_are_admin_only_and_audited(center):
@@ -228,3 +225,27 @@ def test_text_no_backend_can_store_is_refused_before_storing(center):
     with pytest.raises(AssetError, match="Invalid search filter"):
         center.search(center.people["vera"], Query(text="\x00"))
     assert [v.number for v in center.versions(center.people["vera"], "risk", "pd-model")] == [1]
+
+
+def test_the_gm_profile_signs_with_sm2_and_encrypts_with_sm4(tmp_path):
+    from assetcenter.service import crypto_profile, set_crypto_profile
+
+    home = AssetHome(tmp_path / "gm")
+    set_crypto_profile(home, "gm")
+    c = AssetCenter(home, keys=EnvKeyProvider("k1:" + "A" * 43 + "="))
+    try:
+        c.accounts = Accounts(c.engine, hasher=FAST)
+        with c.engine.begin() as conn:
+            uid = c.accounts.create_user(conn, "ana")
+            c.accounts.grant(conn, uid, "analyst", "risk")
+        ana = c.accounts.principal(uid)
+        secret = b"card,amount\n6222020200112233445,100\n" * 50
+        info = c.publish(ana, project="risk", kind="dataset", name="cards", chunks=[secret], sensitive=True)
+        assert info.signature["alg"] == "sm2" and crypto_profile(home)["encryption"] == "SM4-CBC-HMAC-SM3"
+        assert json.loads(c._version_row(info.id).encryption_json)["alg"] == "SM4-CBC-HMAC-SM3"
+        assert b"".join(c.open(ana, "risk/cards@1")[1]) == secret
+        assert c.verify() == []
+    finally:
+        c.close()
+    with pytest.raises(Exception, match="already uses the gm crypto profile"):
+        set_crypto_profile(home, "standard")

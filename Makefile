@@ -39,6 +39,7 @@ screenshots: venv
 	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/ledgerflow gui out/shots/zh --lang zh_CN --run --screenshot docs/images/workbench-zh_CN.png
 	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/screenshot_views.py out/shots/en en docs/images
 	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/screenshot_views.py out/shots/zh zh_CN docs/images
+	LEDGERFLOW_HOME=out/shots/home xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/labeling_shots.py
 
 test: venv
 	$(BIN)/python -m pytest -q

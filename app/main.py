@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("ledgerflow.app")
 
@@ -27,27 +28,37 @@ def _qt_translator(app: object, lang: str) -> object | None:
     return None
 
 
-def run_gui(project: str | None = None, *, lang: str | None = None, run: bool = False,
-            screenshot: str | None = None) -> int:
+def make_application(language: str, scale: float = 1.0) -> tuple[Any, Any]:
+    """The QApplication in `language` (Fusion style, Qt's own strings translated, a CJK font first for Chinese),
+    its font `scale`d; returns (app, translator): keep the translator alive as long as the app."""
+    from PySide6 import QtGui, QtWidgets
+
     from engine.i18n import set_language
 
-    from app.preferences import Preferences
-
-    prefs = Preferences.load()
-    language = lang or prefs.language
     set_language(language)
-
-    from PySide6 import QtCore, QtGui, QtWidgets
-
     QtWidgets.QApplication.setApplicationName("Ledgerflow")
     QtWidgets.QApplication.setOrganizationName("Ledgerflow")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setStyle("Fusion")
-    _translator = _qt_translator(app, language)  # noqa: F841 - kept alive for the app's lifetime
+    translator = _qt_translator(app, language)
+    font = QtGui.QFont(app.font())
+    if scale != 1.0:
+        font.setPointSizeF(max(font.pointSizeF(), 10.5) * scale)
     if language.startswith("zh"):
-        font = QtGui.QFont(app.font())
         font.setFamilies(["Noto Sans CJK SC", "Noto Sans", "Microsoft YaHei", "PingFang SC", font.family()])
-        app.setFont(font)
+    app.setFont(font)
+    return app, translator
+
+
+def run_gui(project: str | None = None, *, lang: str | None = None, run: bool = False,
+            screenshot: str | None = None) -> int:
+
+    from app.preferences import Preferences
+
+    prefs = Preferences.load()
+    app, _translator = make_application(lang or prefs.language)  # noqa: F841 - kept alive for the app's lifetime
+
+    from PySide6 import QtCore, QtWidgets
 
     from app.main_window import MainWindow
 

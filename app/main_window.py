@@ -477,6 +477,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_actions()
         self.run_done.emit(None)
 
+    def open_labeling(self) -> None:
+        """The labeling window of the open project (File ▸ Labeling…), as `ledgerflow label` shows it."""
+        if self.document is None:
+            return
+        from app.labeling import LabelingWindow
+
+        window = LabelingWindow(self.document.project.directory)
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.labeling_window = window  # kept alive while open
+        window.show()
+
     # ---- context menu, help --------------------------------------------------------------------
     def _on_context_menu(self, node_id: str, global_pos: QtCore.QPoint, scene_pos: QtCore.QPointF) -> None:
         from app.menus import context_menu
@@ -512,7 +523,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a, doc = self.actions_, self.document
         has_doc, running = doc is not None, self.runner.running
         selected = bool(self.canvas and self.canvas.selected_ids())
-        for name in ("save", "add_backdrop", "zoom_in", "zoom_out", "fit", "select_all", "paste"):
+        for name in ("save", "labeling", "add_backdrop", "zoom_in", "zoom_out", "fit", "select_all", "paste"):
             a[name].setEnabled(has_doc)
         a["save_as"].setEnabled(has_doc and not running)
         a["run_all"].setEnabled(has_doc and not running)

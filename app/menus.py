@@ -75,6 +75,8 @@ def build_actions(w: "MainWindow") -> dict[str, QtGui.QAction]:
         "zoom_in": _action(w, tr("Zoom &in"), zoom(0.1), K.ZoomIn, None, tr("Zoom in (Ctrl++ or the wheel)")),
         "zoom_out": _action(w, tr("Zoom &out"), zoom(-0.1), K.ZoomOut, None, tr("Zoom out (Ctrl+- or the wheel)")),
         "fit": _action(w, tr("&Fit to view"), canvas(lambda c: c.fit()), "F", None, tr("Show the whole workflow")),
+        "labeling": _action(w, tr("&Labeling…"), w.open_labeling, None, None,
+                            tr("Label this project's records, texts and images, one item at a time")),
         "tour": _action(w, tr("&Quick tour"), w.show_hint),
         "about": _action(w, tr("&About Ledgerflow"), lambda: about(w)),
         "scheduler": _action(w, tr("&Dask scheduler…"), lambda: configure_scheduler(w), None, None,
@@ -97,6 +99,8 @@ def build_menus(w: "MainWindow") -> None:
     file_menu.addSeparator()
     for name in ("save", "save_as"):
         file_menu.addAction(a[name])
+    file_menu.addSeparator()
+    file_menu.addAction(a["labeling"])
     file_menu.addSeparator()
     file_menu.addAction(a["quit"])
     edit = mb.addMenu(tr("&Edit"))

@@ -35,7 +35,7 @@ if typing.TYPE_CHECKING:
 log = logging.getLogger("ledgerflow.app.properties")
 
 Kind = Literal["choice", "bool", "int", "float", "text", "file", "save-file", "folder", "column", "choices",
-               "strings", "json", "multiline", "secret"]
+               "strings", "json", "multiline", "secret", "label-schema"]
 Commit = Callable[[Any], None]
 Fail = Callable[[str], None]
 ProjectDir = Callable[[], "Path | None"]
@@ -110,6 +110,8 @@ def describe_field(name: str, info: FieldInfo) -> FieldSpec:
         "tooltip": tr(info.description) if info.description else "",
         "optional": optional,
     }
+    if widget == "label-schema":  # a list of labels (name, colour, hotkey): app/label_schema_editor.py
+        return FieldSpec(kind="label-schema", **base)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is Literal:
         return FieldSpec(kind="choice", choices=args, **base)
@@ -568,6 +570,10 @@ class SecretEditor(FieldEditor):
 
 
 def make_editor(spec: FieldSpec, commit: Commit, fail: Fail, project_dir: ProjectDir | None = None) -> FieldEditor:
+    if spec.kind == "label-schema":
+        from app.label_schema_editor import LabelSchemaEditor  # imports this module: import when first needed
+
+        return LabelSchemaEditor(spec, commit, fail)
     if spec.kind == "multiline":
         return MultilineEditor(spec, commit, fail)
     if spec.kind == "secret":

@@ -1,6 +1,6 @@
 """`python -m bench` (or `make bench`): every benchmark, each printing our figure beside its anchor."""
 from bench import (assetcenter_blobs, assetcenter_search, automl_wrapper, cached_rerun, dispatch, engine_overhead,
-                   featurestore, gui_frames, gui_open, gui_run, gui_table, onnx_predict, profiling)
+                   featurestore, gui_frames, gui_open, gui_run, gui_table, label_store, onnx_predict, profiling)
 
 if __name__ == "__main__":
     print(f"{'benchmark':<44} {'':>4}{'figure':>16} {'':>6}{'anchor':>18}")
@@ -17,3 +17,4 @@ if __name__ == "__main__":
     automl_wrapper.main()
     assetcenter_search.main()
     assetcenter_blobs.main()
+    label_store.main()

@@ -232,6 +232,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_gui(args.project, lang=args.lang, run=args.run, screenshot=args.screenshot)
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from app.labeling import run_labeling  # Qt is imported only here, never by the engine itself
+
+    return run_labeling(args.project, task=args.task, lang=args.lang, labeler=args.labeler,
+                        screenshot=args.screenshot)
+
+
 # ---- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ledgerflow", description=tr("Ledgerflow: low-code ML workflows for banks"))
@@ -299,6 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="FILE.png",
                      help=tr("save a PNG of the window once it is idle (after the run, with --run) and exit"))
     gui.set_defaults(func=cmd_gui)
+
+    lb = sub.add_parser("label", help=tr("open the labeling window: label records, texts and images"))
+    lb.add_argument("project", nargs="?", help=tr("project folder or project.lflow file (default: this folder)"))
+    lb.add_argument("--task", metavar="NAME", help=tr("open this labeling task directly"))
+    lb.add_argument("--lang", choices=SUPPORTED_LANGUAGES, default=argparse.SUPPRESS,
+                    help=tr("window language (saved choice otherwise); also accepted before 'label'"))
+    lb.add_argument("--labeler", metavar="NAME", help=tr("who is labeling (default: your login name)"))
+    lb.add_argument("--screenshot", metavar="FILE.png",
+                    help=tr("save a PNG of the window with the first item shown and exit"))
+    lb.set_defaults(func=cmd_label)
 
     sd = sub.add_parser("sample-data", help=tr("generate synthetic credit data (see resources/sampledata)"),
                         add_help=False)

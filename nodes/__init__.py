@@ -26,6 +26,7 @@ _NODE_CLASSES = [
     ("nodes.evaluate.evaluate", "Evaluate"), ("nodes.automl.predict", "Predict"),
     ("nodes.export.onnx_export", "ExportONNX"),
     ("nodes.assets.publish", "PublishAsset"), ("nodes.assets.asset_input", "AssetInput"),
+    ("nodes.label.label_node", "Label"),
 ]
 
 

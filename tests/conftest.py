@@ -75,3 +75,27 @@ def _language_restored():
         os.environ.pop("LEDGERFLOW_LANG", None)
     else:
         os.environ["LEDGERFLOW_LANG"] = env
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One throwaway PostgreSQL server for the whole session (tests/postgres_server.py); each test that needs a
+    database asks `fresh_pg_url` (or `module_pg_url`) for a new, empty one on it."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_pg_url(pg) -> str:
+    from postgres_server import new_database
+
+    return new_database(pg)
+
+
+@pytest.fixture(scope="module")
+def module_pg_url(pg) -> str:
+    from postgres_server import new_database
+
+    return new_database(pg)

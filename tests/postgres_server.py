@@ -110,3 +110,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         if started:
             _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], as_postgres, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_database(server: PostgresServer, prefix: str = "t_") -> str:
+    """A new, empty database on `server`: its SQLAlchemy URL, with the password (for SQLAlchemy engines)."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    name = prefix + secrets.token_hex(6)
+    with server.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_url(server.url(name)).set(password=server.password).render_as_string(hide_password=False)

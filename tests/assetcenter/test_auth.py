@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from postgres_server import postgres_server
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -51,9 +50,9 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def pg_server():
-    with postgres_server() as server:
-        yield server
+def pg_server(pg):
+    """The session's PostgreSQL server (tests/conftest.py)."""
+    return pg
 
 
 class Store:

@@ -7,7 +7,6 @@ import secrets
 
 import pytest
 from argon2 import PasswordHasher
-from postgres_server import postgres_server
 from sqlalchemy.engine import make_url
 
 from assetcenter import db
@@ -122,9 +121,9 @@ FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only: 
 
 
 @pytest.fixture(scope="module")
-def pg_server():
-    with postgres_server() as server:
-        yield server
+def pg_server(pg):
+    """The session's PostgreSQL server (tests/conftest.py)."""
+    return pg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

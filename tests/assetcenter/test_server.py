@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import ssl
 import subprocess
 import sys
@@ -19,9 +18,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
-from postgres_server import free_port
+from postgres_server import free_port, new_database
 from tls_cert import self_signed
 from assetcenter.auth import Accounts
 from assetcenter.home import AssetHome
@@ -72,15 +70,12 @@ class Site:
 
 
 def pg_database(server) -> str:
-    name = "acs_" + secrets.token_hex(6)
-    with server.connect() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return make_url(server.url(name)).set(password=server.password).render_as_string(hide_password=False)
+    return new_database(server, "acs_")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request, tmp_path_factory):
-    url = pg_database(request.getfixturevalue("ac_postgres")) if request.param == "postgresql" else None
+    url = pg_database(request.getfixturevalue("pg")) if request.param == "postgresql" else None
     center = AssetCenter(AssetHome(tmp_path_factory.mktemp("home")), db_url=url, keys=EnvKeyProvider(KEK))
     center.accounts = Accounts(center.engine, hasher=FAST)
     tokens, spare = {}, {}
@@ -283,7 +278,7 @@ def test_done_when_scenario_over_http(site):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_serve_over_tls_with_a_self_signed_certificate(tmp_path, request, backend):
     """The shared deployment: HTTPS in front, PostgreSQL (or SQLite) behind; a client publishes and fetches."""
-    db_url = pg_database(request.getfixturevalue("ac_postgres")) if backend == "postgresql" else ""
+    db_url = pg_database(request.getfixturevalue("pg")) if backend == "postgresql" else ""
     center = AssetCenter(AssetHome(tmp_path / "home"), db_url=db_url or None)
     one_time = center.init()
     center.close()

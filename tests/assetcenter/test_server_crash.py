@@ -112,7 +112,7 @@ def wait_for_part_file(home: Path, size: int) -> None:
 def store(request, tmp_path):
     url = None
     if request.param == "postgresql":
-        server = request.getfixturevalue("ac_postgres")
+        server = request.getfixturevalue("pg")
         name = "acc_" + secrets.token_hex(6)
         with server.connect() as conn:
             conn.execute(f"CREATE DATABASE {name}")

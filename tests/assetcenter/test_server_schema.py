@@ -64,7 +64,7 @@ class Target:
 def target(request, tmp_path_factory):
     url = None
     if request.param == "postgresql":
-        server = request.getfixturevalue("ac_postgres")
+        server = request.getfixturevalue("pg")
         name = "acx_" + secrets.token_hex(6)
         with server.connect() as conn:
             conn.execute(f"CREATE DATABASE {name}")

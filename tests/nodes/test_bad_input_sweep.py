@@ -190,6 +190,8 @@ SPECS: list[Spec] = [
          inputs=_get_features_inputs, keeps_columns=False),
     # the embedded asset center in the tests' LEDGERFLOW_HOME; every bad table is still data someone may publish
     Spec("assets.publish", {"project": "sweep", "name": "applications"}, same_rows=False),
+    Spec("label.label", {"task": "sweep", "id_column": "customer_id"}, variant="record"),
+    Spec("label.label", {"task": "sweep", "kind": "text", "text_column": "region"}, variant="text"),
 ]
 NODE_CLASSES = {cls.type_id: cls for cls in nodes.NODES}
 # Nodes that may change a kept column's type: what they fill or scale, or join keys compared as text.

@@ -200,14 +200,18 @@ def latest_version(assets: Assets, project: str, name: str) -> dict | None:
     return max(found, key=lambda v: v["version"]) if found else None
 
 
-class EmbeddedAssets(_EmbeddedBase):
-    """The embedded store (an AssetCenter and the acting Principal) behind the facade."""
+class _PublishFile:
+    """`publish_file`, the facade's one publishing call, over the front end's own `publish`."""
 
     def publish_file(self, path: Path, *, project: str, kind: str, name: str, description: str = "",
                      tags: Iterable[str] = (), metadata: dict[str, Any] | None = None,
                      lineage: Iterable[tuple[str, str, str]] = (), sensitive: bool = False) -> dict:
         return self.publish(Path(path), project=project, kind=kind, name=name, description=description,
                             tags=tags, metadata=metadata, lineage=lineage, sensitive=sensitive)
+
+
+class EmbeddedAssets(_PublishFile, _EmbeddedBase):
+    """The embedded store (an AssetCenter and the acting Principal) behind the facade."""
 
     def whoami(self) -> dict:
         return {"name": self.principal.name,
@@ -217,14 +221,8 @@ class EmbeddedAssets(_EmbeddedBase):
         return tr("embedded store at {path}", path=self.center.home.root)
 
 
-class RemoteAssets(AssetClient):
+class RemoteAssets(_PublishFile, AssetClient):
     """A shared server over HTTPS behind the facade."""
-
-    def publish_file(self, path: Path, *, project: str, kind: str, name: str, description: str = "",
-                     tags: Iterable[str] = (), metadata: dict[str, Any] | None = None,
-                     lineage: Iterable[tuple[str, str, str]] = (), sensitive: bool = False) -> dict:
-        return self.publish(Path(path), project=project, kind=kind, name=name, description=description,
-                            tags=tags, metadata=metadata, lineage=lineage, sensitive=sensitive)
 
     def whoami(self) -> dict:
         """The token's user and role bindings (GET /v1/whoami; AuthFailed for a bad token)."""

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
+from postgres_server import new_database
 from assetcenter import db
 from assetcenter.auth import (
     ONE_TIME_TTL,
@@ -91,11 +92,7 @@ def store(request, tmp_path):
         result = Store(db.make_engine(db.sqlite_url(folder)), "sqlite", folder)
     else:
         server = request.getfixturevalue("pg_server")
-        name = "ac_" + secrets.token_hex(6)
-        with server.connect() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        url = make_url(server.url(name)).set(password=server.password).render_as_string(hide_password=False)
-        result = Store(db.make_engine(url), "postgresql", None, server)
+        result = Store(db.make_engine(new_database(server, "ac_")), "postgresql", None, server)
     yield result
     result.engine.dispose()
 

@@ -3,12 +3,11 @@ out here (not derived from assetcenter.rbac), project scoping and "*", global an
 and role bindings read back from a real database (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-import secrets
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy.engine import make_url
 
+from postgres_server import new_database
 from assetcenter import db
 from assetcenter.auth import AccountError, Accounts
 from assetcenter.rbac import (
@@ -131,12 +130,7 @@ def engine(request, tmp_path):
     if request.param == "sqlite":
         engine = db.make_engine(db.sqlite_url(tmp_path))
     else:
-        server = request.getfixturevalue("pg_server")
-        name = "ac_" + secrets.token_hex(6)
-        with server.connect() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        engine = db.make_engine(make_url(server.url(name)).set(password=server.password)
-                                .render_as_string(hide_password=False))
+        engine = db.make_engine(new_database(request.getfixturevalue("pg_server"), "ac_"))
     yield engine
     engine.dispose()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
-from postgres_server import free_port
+from postgres_server import free_port, new_database
 from assetcenter.service import AssetCenter
 
 SIZE = 8 << 20
@@ -112,11 +110,7 @@ def wait_for_part_file(home: Path, size: int) -> None:
 def store(request, tmp_path):
     url = None
     if request.param == "postgresql":
-        server = request.getfixturevalue("pg")
-        name = "acc_" + secrets.token_hex(6)
-        with server.connect() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        url = make_url(server.url(name)).set(password=server.password).render_as_string(hide_password=False)
+        url = new_database(request.getfixturevalue("pg"), "acc_")
     home = tmp_path / "home"
     center = AssetCenter(home, db_url=url)
     with center.engine.begin() as conn:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy.engine import make_url
 
+from postgres_server import new_database
 from assetcenter.auth import Accounts
 from assetcenter.home import AssetHome
 from assetcenter.keys import EnvKeyProvider
@@ -64,11 +63,7 @@ class Target:
 def target(request, tmp_path_factory):
     url = None
     if request.param == "postgresql":
-        server = request.getfixturevalue("pg")
-        name = "acx_" + secrets.token_hex(6)
-        with server.connect() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        url = make_url(server.url(name)).set(password=server.password).render_as_string(hide_password=False)
+        url = new_database(request.getfixturevalue("pg"), "acx_")
     root = tmp_path_factory.mktemp("hostile")
     outside = root / "outside"
     outside.mkdir()

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field, field_validator
 
-from assetcenter.connection import Assets, connect, latest_version
+from assetcenter.connection import Assets, connect, latest_version, load_settings
 from assetcenter.service import NAME_RE, PROJECT_RE, SENSITIVE_CLASSES, TAG_RE
 from engine.errors import ArtifactIntegrityError, LedgerflowError, NodeInputError
 from engine.fileio import sha256_file, sha256_text
@@ -152,9 +152,15 @@ class PublishAsset(Node):
 
     @classmethod
     def receipt(cls, settings: PublishSettings, ctx: FingerprintContext) -> str | None:
-        """The asset's latest version in the configured asset center: the node re-runs when that changes."""
+        """The asset's latest version in the embedded asset center: the node re-runs when that changes. A shared
+        server is not contacted here: receipts are checked whenever cache states are shown (opening a project, on
+        the GUI thread), and a slow or unreachable server must not stall that; the connection itself is the receipt
+        then, so switching servers re-runs the node."""
+        configured = load_settings()
+        if configured.url:
+            return sha256_text("server", configured.url)
         try:
-            with connect() as assets:
+            with connect(configured) as assets:
                 latest = latest_version(assets, settings.project, settings.name)
                 where = assets.describe()
         except Exception:  # noqa: BLE001 - unreachable or refused: re-run, and the run says why

@@ -310,3 +310,22 @@ def test_nodes_work_against_a_server_on_loopback(tmp_path, monkeypatch, loans):
                 _publish({"table": loans}, tmp_path / "w3", project="other", name="x")
     finally:
         center.close()
+
+
+def test_the_receipt_never_contacts_a_shared_server(monkeypatch):
+    """Receipts are checked when a project opens (on the GUI thread): with a server configured, none is contacted
+    — an unreachable one would stall the open — and the server's address stands in for the published version."""
+    import nodes.assets.publish as publish
+    from engine.sdk import FingerprintContext
+    from nodes.assets.publish import PublishAsset
+
+    def no_connection(*_a, **_k):
+        raise AssertionError("the receipt contacted the asset center")
+
+    monkeypatch.setattr(publish, "connect", no_connection)
+    monkeypatch.setenv("LEDGERFLOW_ASSETCENTER_URL", "https://192.0.2.1:9")  # TEST-NET: nothing answers there
+    settings = PublishAsset.Settings.model_validate({"project": "risk", "name": "x"})
+    first = PublishAsset.receipt(settings, FingerprintContext(None, None))
+    assert first is not None and first == PublishAsset.receipt(settings, FingerprintContext(None, None))
+    monkeypatch.setenv("LEDGERFLOW_ASSETCENTER_URL", "https://192.0.2.2:9")
+    assert PublishAsset.receipt(settings, FingerprintContext(None, None)) != first

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import Field
 
-from assetcenter.connection import Assets, connect, latest_version
+from assetcenter.connection import Assets, connect, latest_version, load_settings
+from assetcenter.home import default_home
 from assetcenter.service import parse_ref
 from engine.errors import ArtifactIntegrityError, LedgerflowError, NodeInputError
 from engine.fileio import sha256_text
@@ -78,14 +79,13 @@ class AssetInput(Node):
 
     @classmethod
     def fingerprint(cls, settings: AssetSettings, ctx: FingerprintContext) -> str:
-        try:
-            with connect() as assets:
-                info = _version_info(assets, settings.ref)
-        except NodeInputError:
-            raise
-        except LedgerflowError as exc:
-            raise NodeInputError(tr("Asset center: {reason}", reason=exc)) from None
-        return sha256_text(info["ref"], info["content_sha256"])
+        """A version never changes, so the pinned reference and the asset center it comes from identify the content.
+        Nothing is contacted here: fingerprints are computed whenever cache states are shown (opening a project,
+        on the GUI thread), and a slow or unreachable server must not stall that. The signature and the hash are
+        checked when the node runs."""
+        project, name, number = pinned_ref(settings.ref)
+        where = load_settings()
+        return sha256_text(where.url or str(where.home or default_home()), f"{project}/{name}@{number}")
 
     def compute(self, inputs: dict, settings: AssetSettings, ctx: Context) -> dict:
         work = Path(tempfile.mkdtemp(prefix="asset-", dir=ctx.workdir))

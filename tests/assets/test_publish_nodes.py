@@ -329,3 +329,25 @@ def test_the_receipt_never_contacts_a_shared_server(monkeypatch):
     assert first is not None and first == PublishAsset.receipt(settings, FingerprintContext(None, None))
     monkeypatch.setenv("LEDGERFLOW_ASSETCENTER_URL", "https://192.0.2.2:9")
     assert PublishAsset.receipt(settings, FingerprintContext(None, None)) != first
+
+
+def test_the_asset_nodes_fingerprint_contacts_nothing(monkeypatch):
+    """A pinned version is immutable: its reference and the center's address make the fingerprint, without a call."""
+    import nodes.assets.asset_input as asset_input
+    from engine.errors import NodeInputError
+    from engine.sdk import FingerprintContext
+    from nodes.assets.asset_input import AssetInput
+
+    def no_connection(*_a, **_k):
+        raise AssertionError("the fingerprint contacted the asset center")
+
+    monkeypatch.setattr(asset_input, "connect", no_connection)
+    monkeypatch.setenv("LEDGERFLOW_ASSETCENTER_URL", "https://192.0.2.1:9")
+    ctx = FingerprintContext(None, None)
+    one = AssetInput.fingerprint(AssetInput.Settings.model_validate({"ref": "risk/loans@1"}), ctx)
+    two = AssetInput.fingerprint(AssetInput.Settings.model_validate({"ref": "risk/loans@2"}), ctx)
+    assert one != two
+    monkeypatch.setenv("LEDGERFLOW_ASSETCENTER_URL", "https://192.0.2.2:9")
+    assert AssetInput.fingerprint(AssetInput.Settings.model_validate({"ref": "risk/loans@1"}), ctx) != one
+    with pytest.raises(NodeInputError, match="names no version"):
+        AssetInput.fingerprint(AssetInput.Settings.model_validate({"ref": "risk/loans"}), ctx)

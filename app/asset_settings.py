@@ -57,6 +57,12 @@ class AssetSettingsDialog(QtWidgets.QDialog):
         ca_row = QtWidgets.QHBoxLayout()
         ca_row.addWidget(self.ca_file, 1)
         ca_row.addWidget(browse)
+        self.labels_url = QtWidgets.QLineEdit(current.labels_url or "")
+        self.labels_url.setObjectName("asset-settings-labels-url")
+        self.labels_url.setPlaceholderText(tr("postgresql+psycopg://you@db.example.com/labels — empty: labels stay "
+                                              "in each project"))
+        self.labels_url.setToolTip(tr("Where a team's labels live when connected to a server. No password here: "
+                                      "PostgreSQL reads it from PGPASSWORD or ~/.pgpass."))
         self.token = QtWidgets.QLineEdit()
         self.token.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
         self.keyring_problem = keyring_status()
@@ -82,6 +88,7 @@ class AssetSettingsDialog(QtWidgets.QDialog):
         form.addRow(tr("Server URL:"), self.url)
         form.addRow(tr("CA certificate:"), ca_row)
         form.addRow(tr("Token:"), token_row)
+        form.addRow(tr("Shared label database:"), self.labels_url)
         self.test_button = QtWidgets.QPushButton(tr("Test connection"))
         self.test_button.clicked.connect(self.test_connection)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Save
@@ -94,11 +101,11 @@ class AssetSettingsDialog(QtWidgets.QDialog):
         layout.addWidget(note)
         layout.addWidget(self.result)
         layout.addWidget(buttons)
-        self.resize(620, 260)
+        self.resize(680, 290)
 
     def settings(self) -> ConnectionSettings:
         return ConnectionSettings(url=self.url.text().strip() or None, ca_file=self.ca_file.text().strip() or None,
-                                  home=self._home)
+                                  home=self._home, labels_url=self.labels_url.text().strip() or None)
 
     def _browse_ca(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, tr("CA certificate"), "",

@@ -483,6 +483,11 @@ class AssetClient:
     def revoke_token(self, token_id: str) -> None:
         self._json("DELETE", f"/v1/tokens/{_q(token_id)}")
 
+    def record_label_events(self, project: str, source: str, events: list[dict]) -> dict:
+        """Send a label store's events to the audit log; returns {"recorded", "last_id"}."""
+        return self._json("POST", f"/v1/projects/{_q(project)}/label-events",
+                          json={"source": source, "events": events})
+
     def audit(self, after_seq: int = 0, limit: int = 500) -> list[dict]:
         return self._json("GET", "/v1/audit", params={"after_seq": after_seq, "limit": limit})
 

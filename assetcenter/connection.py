@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from assetcenter.client import AssetClient, ClientError, NotFound, normalise_url
 from assetcenter.local import EmbeddedAssets as _EmbeddedBase
 from assetcenter.local import open_embedded
@@ -32,6 +35,7 @@ URL_ENV = "LEDGERFLOW_ASSETCENTER_URL"
 CA_ENV = "LEDGERFLOW_ASSETCENTER_CA"
 HOME_ENV = "LEDGERFLOW_ASSETCENTER_HOME"
 TOKEN_ENV = "LEDGERFLOW_TOKEN"
+LABELS_URL_ENV = "LEDGERFLOW_LABELS_URL"
 SETTINGS_FILE = "assetcenter.json"
 KEYRING_SERVICE = "ledgerflow-assetcenter"
 
@@ -51,6 +55,7 @@ class ConnectionSettings:
     url: str | None = None
     ca_file: str | None = None
     home: Path | None = None
+    labels_url: str | None = None  # the shared label database (assetcenter/labeling.py); used with a server only
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +70,22 @@ class ConnectionSettings:
         return tr("embedded store at {path}", path=self.home or default_home())
 
 
+def check_labels_url(url: str) -> str:
+    """A shared label database URL as it may be saved: PostgreSQL, and no password in it."""
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError:
+        raise AssetConnectionError(tr("The shared label database must be a URL such as "
+                                      "postgresql+psycopg://labeler@db.bank.internal/labels")) from None
+    if not parsed.drivername.startswith("postgresql"):
+        raise AssetConnectionError(tr("The shared label database must be PostgreSQL (got {driver})",
+                                      driver=parsed.drivername))
+    if parsed.password:
+        raise AssetConnectionError(tr("Leave the password out of the shared label database URL: PostgreSQL reads "
+                                      "it from PGPASSWORD or ~/.pgpass, and Ledgerflow never stores it in a file"))
+    return parsed.render_as_string(hide_password=False)
+
+
 def settings_path() -> Path:
     return ledgerflow_home() / SETTINGS_FILE
 
@@ -75,10 +96,11 @@ def _clean(value: Any) -> str | None:
 
 def load_settings() -> ConnectionSettings:
     """The environment's settings when LEDGERFLOW_ASSETCENTER_URL or _HOME is set, else the saved file's."""
-    env_url, env_ca, env_home = (_clean(os.environ.get(k)) for k in (URL_ENV, CA_ENV, HOME_ENV))
+    env_url, env_ca, env_home, env_labels = (_clean(os.environ.get(k))
+                                             for k in (URL_ENV, CA_ENV, HOME_ENV, LABELS_URL_ENV))
     home = Path(env_home).expanduser() if env_home else None
     if env_url or env_home:
-        return ConnectionSettings(url=env_url, ca_file=env_ca, home=home)
+        return ConnectionSettings(url=env_url, ca_file=env_ca, home=home, labels_url=env_labels)
     try:
         doc = json.loads(settings_path().read_text("utf-8"))
     except FileNotFoundError:
@@ -88,16 +110,19 @@ def load_settings() -> ConnectionSettings:
                                   path=settings_path(), exc=exc)) from None
     if not isinstance(doc, dict):
         doc = {}
-    return ConnectionSettings(url=_clean(doc.get("url")), ca_file=env_ca or _clean(doc.get("ca_file")), home=home)
+    return ConnectionSettings(url=_clean(doc.get("url")), ca_file=env_ca or _clean(doc.get("ca_file")), home=home,
+                              labels_url=env_labels or _clean(doc.get("labels_url")))
 
 
 def save_settings(settings: ConnectionSettings) -> None:
-    """Write the URL and CA file (never a token) to the user's settings file, atomically."""
+    """Write the URL, the CA file and the shared label database (never a token or password) to the user's settings
+    file, atomically."""
     url = normalise_url(settings.url) if settings.url else None
     if settings.ca_file and not Path(settings.ca_file).is_file():
         raise AssetConnectionError(tr("The CA certificate file {path} does not exist", path=settings.ca_file))
-    atomic_write_text(settings_path(), json.dumps({"url": url, "ca_file": settings.ca_file or None}, indent=2,
-                                                  sort_keys=True))
+    labels = check_labels_url(settings.labels_url) if _clean(settings.labels_url) else None
+    atomic_write_text(settings_path(), json.dumps({"url": url, "ca_file": settings.ca_file or None,
+                                                   "labels_url": labels}, indent=2, sort_keys=True))
 
 
 # ---- the token ------------------------------------------------------------------------------------------------
@@ -253,12 +278,14 @@ def connect(settings: ConnectionSettings | None = None, token: str | None = None
 
 
 __all__ = [
+    "LABELS_URL_ENV",
     "AssetConnectionError",
     "Assets",
     "ConnectionSettings",
     "EmbeddedAssets",
     "KeyringUnavailable",
     "RemoteAssets",
+    "check_labels_url",
     "connect",
     "find_token",
     "forget_token",

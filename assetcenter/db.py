@@ -143,6 +143,17 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# How far each label store's event trail has been recorded in the audit log (assetcenter/service.py
+# record_label_events): desktops resend from their last acknowledged event, so an event is audited exactly once even
+# when several desktops share one label database or a send was interrupted.
+label_event_cursors = Table(
+    "label_event_cursors", metadata,
+    Column("project", String(128), primary_key=True),
+    Column("source", String(32), primary_key=True),  # the label store's random id (hex), never a path
+    Column("last_id", Integer, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
 GENESIS = "0" * 64  # prev_hash of the first entry
 
 

@@ -183,6 +183,9 @@ class EmbeddedAssets:
     def revoke_token(self, token_id: str) -> None:
         self.center.revoke_token(self.principal, token_id)
 
+    def record_label_events(self, project: str, source: str, events: list[dict]) -> dict:
+        return self.center.record_label_events(self.principal, project, source, events)
+
     def audit(self, after_seq: int = 0, limit: int = 500) -> list[dict]:
         return self.center.audit_entries(self.principal, after_seq=after_seq, limit=limit)
 

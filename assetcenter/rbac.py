@@ -26,6 +26,7 @@ class Permission(str, Enum):
     ASSET_READ_SENSITIVE = "asset.read_sensitive"
     ASSET_PUBLISH = "asset.publish"
     LABEL_WRITE = "label.write"
+    LABELING_RECORD = "labeling.record"
     STAGE_PROPOSE = "stage.propose"
     STAGE_APPROVE = "stage.approve"
     STAGE_RETIRE = "stage.retire"
@@ -47,6 +48,8 @@ PERMISSION_DOCS: dict[Permission, str] = {
     Permission.ASSET_PUBLISH: N_("Create assets and publish new immutable versions (the publisher is the author)."),
     Permission.LABEL_WRITE: N_("Add or remove tags (labels) on existing versions; content and signed manifest "
                                "never change."),
+    Permission.LABELING_RECORD: N_("Record labeling work (who labeled, changed or reviewed which item, and when) "
+                                   "in the audit log."),
     Permission.STAGE_PROPOSE: N_("Propose a model version for the next stage (candidate to validated to "
                                  "production), with a comment."),
     Permission.STAGE_APPROVE: N_("Approve a promotion to validated or production; never for a version one "
@@ -68,7 +71,7 @@ GLOBAL_PERMISSIONS: frozenset[Permission] = frozenset({Permission.USER_ADMIN, Pe
 SELF_PERMISSIONS: frozenset[Permission] = frozenset({Permission.TOKEN_SELF})
 
 _VIEWER = frozenset({Permission.ASSET_READ, Permission.TOKEN_SELF})
-_LABELER = _VIEWER | {Permission.LABEL_WRITE}
+_LABELER = _VIEWER | {Permission.LABEL_WRITE, Permission.LABELING_RECORD}
 # Analysts train on and publish from sensitive data, so they read it; labelers and viewers do not (least privilege).
 _ANALYST = _LABELER | {Permission.ASSET_READ_SENSITIVE, Permission.ASSET_PUBLISH, Permission.STAGE_PROPOSE}
 # Approvers validate models, which needs their (possibly sensitive) evidence and the audit trail, read-only.

@@ -34,6 +34,8 @@ from starlette.requests import ClientDisconnect
 from assetcenter.auth import AccountError, AuthError
 from assetcenter.blobs import BlobHashMismatch, BlobTooLarge, InvalidDigest
 from assetcenter.home import AssetHome
+from assetcenter.label_events import LabelEventsIn, LabelEventsOut
+from assetcenter.label_events import record as record_label_events
 from assetcenter.rbac import Forbidden, Permission, Principal, allowed, projects_allowed
 from assetcenter.server_models import (
     MAX_METADATA_HEADER,
@@ -349,6 +351,12 @@ def create_app(center: AssetCenter) -> FastAPI:
     def revoke_token(request: Request, token_id: Annotated[str, PathParam(max_length=64)]) -> dict:
         center.revoke_token(_who(request), token_id, remote=_remote(request))
         return {}
+
+    @route("POST", "/v1/projects/{project}/label-events", Permission.LABELING_RECORD, response_model=LabelEventsOut)
+    def label_events(request: Request, project: Project, body: LabelEventsIn) -> dict:
+        """Record a label store's events (oldest first) in the audit log; events already recorded are skipped, and
+        an empty list just returns where the log stopped for this source."""
+        return record_label_events(center, _who(request), project, body, remote=_remote(request))
 
     @route("GET", "/v1/audit", Permission.AUDIT_READ, response_model=list[AuditEntryOut])
     def audit(request: Request, after_seq: Annotated[int, QueryParam(ge=0, le=2**31 - 1)] = 0,

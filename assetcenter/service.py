@@ -568,6 +568,13 @@ class AssetCenter:
         return [{"at": r.at, "version": r.number, "from": r.from_stage, "to": r.to_stage, "by": r.name,
                  "comment": r.comment} for r in rows]
 
+    def record_label_events(self, who: Principal, project: str, source: str, events: list[dict[str, Any]],
+                            remote: str | None = None) -> dict[str, int]:
+        """Labeling work into the audit log, exactly once per event (assetcenter/label_events.py)."""
+        from assetcenter import label_events
+
+        return label_events.record(self, who, project, label_events.parse_batch(source, events), remote=remote)
+
     # ---- accounts (each change audited) ----------------------------------------------------------------------
     def init(self) -> str:
         """Create the first admin and return a one-time token (24 h); refused once any user exists."""

@@ -1,10 +1,11 @@
 """README screenshots of the labeling workspace: a record task on the sample credit data, a spans task on complaint
 texts (English and Chinese) and a boxes task on a generated scan, each shown by `ledgerflow label --screenshot`
-in English and Chinese. Run on a virtual screen from the repository root:
+in English and Chinese; and the review page (`--review`) of a complaints task that two labelers marked
+differently, as a third person (the reviewer) sees it. Run on a virtual screen from the repository root:
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python docs/labeling_shots.py [OUT_FOLDER]
 
-It writes OUT_FOLDER/labeling-{record,spans,boxes}-{en,zh_CN}.png (default docs/images). The demo projects are
+It writes OUT_FOLDER/labeling-{record,spans,boxes,review}-{en,zh_CN}.png (default docs/images). The demo projects are
 built in a temporary folder, with the task texts (labels, instructions) in the screenshot's language, as an
 analyst in that language would write them.
 """
@@ -52,6 +53,7 @@ TEXTS = {
                   ("Mark every **person**, **amount** (with its currency) and **account number** in the complaint."
                    "\n\nSelect the words with the mouse, or with Shift+arrows, then press the label's key. Do not "
                    "mark bank staff titles (Mr., Ms.).")),
+        "review": "Complaints — team review",
         "boxes": ("Scanned forms — signature, stamp, photo", ["signature", "stamp", "photo"],
                   ("Draw a tight box around each **signature**, bank **stamp** and ID **photo** on the scan.\n\n"
                    "Zoom with the wheel to check small stamps. Skip pages you cannot read.")),
@@ -66,12 +68,18 @@ TEXTS = {
         "spans": ("投诉 — 标注姓名、金额、账号", ["姓名", "金额", "账号"],
                   ("标出投诉中的每个**姓名**、**金额**（含币种）和**账号**。\n\n"
                    "用鼠标或 Shift+方向键选中文字，再按标签的快捷键。")),
+        "review": "投诉 — 团队复核",
         "boxes": ("扫描表单 — 签名、印章、照片", ["签名", "印章", "照片"],
                   ("在扫描件上框出每个**签名**、银行**印章**和证件**照片**，框要贴紧。\n\n"
                    "用滚轮放大查看小印章。看不清的页面请跳过。")),
     },
 }
 COLORS = ["#2e9d5b", "#e0a100", "#d1495b"]
+LABELERS, REVIEWER = ("li.wei", "wang.fang"), "chen.jing"
+# what the second labeler marked differently on the review shot's first complaint: the amount with its words
+# around it, and no account number (the first labeler marked exactly the model's suggestion)
+SECOND_TAKE = {"en": [("Sarah Jones", 0), ("late fee of $35.00", 1)],
+               "zh_CN": [("王丽", 0), ("重复扣款 1,280.00 元", 1)]}
 SPAN_COLORS = ["#4e79a7", "#f28e2b", "#9c6ade"]
 BOX_COLORS = ["#2f6fde", "#d1495b", "#2e9d5b"]
 
@@ -138,6 +146,7 @@ def build(folder: Path, lang: str) -> None:
         store.create_task(name, schema("spans", labels, SPAN_COLORS, instructions), [{"text": t} for t in complaints],
                           prelabels=pre, confidences=[0.88, 0.74, 0.69],
                           created_by="analyst")
+        review_task(store, lang, complaints, pre, labels, instructions)
         name, labels, instructions = texts["boxes"]
         images = folder / "scans"
         images.mkdir(exist_ok=True)
@@ -150,6 +159,26 @@ def build(folder: Path, lang: str) -> None:
         store.close()
 
 
+def review_task(store, lang: str, complaints: list[str], suggested: list[dict], labels: list[str],
+                instructions: str) -> None:
+    """The complaints again, labeled by two people (overlap 2): they agree on the later texts and disagree on the
+    first, which the review queue therefore shows first."""
+    store.create_task(TEXTS[lang]["review"], schema("spans", labels, SPAN_COLORS, instructions),
+                      [{"text": t} for t in complaints], overlap=2, labelers=list(LABELERS), prelabels=suggested,
+                      confidences=[0.88, 0.74, 0.69], created_by="analyst")
+    first = complaints[0]
+    differing = [{"start": first.index(w), "end": first.index(w) + len(w), "label": labels[i]}
+                 for w, i in SECOND_TAKE[lang]]
+    doubt = "Not sure the account number is the customer's." if lang == "en" else "不确定这个账号是否是客户的。"
+    for position, value in enumerate(suggested):
+        item_id = store.item(TEXTS[lang]["review"], position)["item_id"]
+        store.save(TEXTS[lang]["review"], item_id, LABELERS[0], value, 0)
+        if position == 0:
+            store.save(TEXTS[lang]["review"], item_id, LABELERS[1], {"spans": differing}, 0, comment=doubt)
+        else:
+            store.save(TEXTS[lang]["review"], item_id, LABELERS[1], value, 0)
+
+
 def main(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -157,10 +186,14 @@ def main(out: Path) -> int:
         for lang in ("en", "zh_CN"):
             folder = Path(tmp) / lang
             build(folder, lang)
-            for kind in ("record", "spans", "boxes"):
+            for kind in ("record", "spans", "boxes", "review"):
                 target = out / f"labeling-{kind}-{lang}.png"
-                cmd = [sys.executable, "-m", "engine.cli", "label", str(folder), "--task", TEXTS[lang][kind][0],
-                       "--lang", lang, "--labeler", "li.wei", "--screenshot", str(target)]
+                if kind == "review":  # the reviewer's view of the disagreeing labels
+                    cmd = [sys.executable, "-m", "engine.cli", "label", str(folder), "--task", TEXTS[lang][kind],
+                           "--review", "--lang", lang, "--labeler", REVIEWER, "--screenshot", str(target)]
+                else:
+                    cmd = [sys.executable, "-m", "engine.cli", "label", str(folder), "--task", TEXTS[lang][kind][0],
+                           "--lang", lang, "--labeler", "li.wei", "--screenshot", str(target)]
                 rc = subprocess.run(cmd, check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode
                 print(f"{target}: {'ok' if rc == 0 else f'failed ({rc})'}")
                 failed += rc != 0

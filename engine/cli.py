@@ -236,7 +236,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     from app.labeling import run_labeling  # Qt is imported only here, never by the engine itself
 
     return run_labeling(args.project, task=args.task, lang=args.lang, labeler=args.labeler,
-                        screenshot=args.screenshot)
+                        screenshot=args.screenshot, review=args.review)
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--lang", choices=SUPPORTED_LANGUAGES, default=argparse.SUPPRESS,
                     help=tr("window language (saved choice otherwise); also accepted before 'label'"))
     lb.add_argument("--labeler", metavar="NAME", help=tr("who is labeling (default: your login name)"))
+    lb.add_argument("--review", action="store_true",
+                    help=tr("open the review page of the task (--task, else the first with labels waiting); you "
+                            "review as --labeler or your login name, never your own labels"))
     lb.add_argument("--screenshot", metavar="FILE.png",
                     help=tr("save a PNG of the window with the first item shown and exit"))
     lb.set_defaults(func=cmd_label)

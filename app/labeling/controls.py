@@ -1,5 +1,5 @@
 """The labeling controls: label buttons with their hotkeys, progress, the model's suggestion, the comment, the
-buttons for previous / skip / undo / save and next, the skip-reason dialog and the instructions panel.
+buttons for previous / skip / undo / save and next, the reason dialog (skip, reject) and the instructions panel.
 
 Buttons never take keyboard focus: the keys always reach the item and the labeling page, so a labeler can work
 the whole task without the mouse.
@@ -27,6 +27,55 @@ def _button(text: str, tip: str = "") -> QtWidgets.QPushButton:
     if tip:
         button.setToolTip(tip)
     return button
+
+
+def back_and_title(page: QtWidgets.QWidget) -> tuple[QtWidgets.QPushButton, QtWidgets.QLabel]:
+    """The "← Tasks" button (emitting the page's back_requested) and the large title every page starts with."""
+    back = QtWidgets.QPushButton(tr("← Tasks"), focusPolicy=QtCore.Qt.FocusPolicy.NoFocus)
+    back.clicked.connect(page.back_requested.emit)
+    title = QtWidgets.QLabel()
+    big = QtGui.QFont(title.font())
+    big.setPointSizeF(big.pointSizeF() * 1.3)
+    big.setBold(True)
+    title.setFont(big)
+    return back, title
+
+
+def panel_browser() -> QtWidgets.QTextBrowser:
+    """A read-only text panel of the side column (instructions, an item's history)."""
+    browser = QtWidgets.QTextBrowser(openExternalLinks=False)
+    browser.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+    browser.setStyleSheet("QTextBrowser{background:#fafbfc;border:1px solid #e1e5eb;border-radius:6px;padding:6px}")
+    return browser
+
+
+def side_column(sections: list[tuple[str, QtWidgets.QWidget, int]], min_width: int,
+                max_width: int) -> QtWidgets.QWidget:
+    """The right-hand column of a page: (heading, widget, stretch) sections; an empty heading shows none."""
+    side = QtWidgets.QWidget()
+    side.setMinimumWidth(min_width)
+    side.setMaximumWidth(max_width)
+    layout = QtWidgets.QVBoxLayout(side)
+    layout.setContentsMargins(12, 0, 0, 0)
+    for title, widget, stretch in sections:
+        if title:
+            heading = QtWidgets.QLabel(title)
+            heading.setStyleSheet("font-weight:bold;color:#1d2430;margin-top:6px")
+            layout.addWidget(heading)
+        layout.addWidget(widget, stretch)
+    return side
+
+
+def page_layout(page: QtWidgets.QWidget, top: QtWidgets.QLayout, center: QtWidgets.QWidget,
+                side: QtWidgets.QWidget) -> None:
+    """Title row above, the item in the middle, the side column on the right."""
+    body = QtWidgets.QHBoxLayout()
+    body.addWidget(center, 1)
+    body.addWidget(side)
+    layout = QtWidgets.QVBoxLayout(page)
+    layout.setContentsMargins(16, 12, 16, 12)
+    layout.addLayout(top)
+    layout.addLayout(body, 1)
 
 
 def hotkey_text(key: str | None) -> str:
@@ -95,24 +144,33 @@ class Progress(QtWidgets.QWidget):
         self.text.setText(tr("{done} of {total} done", done=f"{done:,}", total=f"{total:,}"))
 
 
-class SkipDialog(QtWidgets.QDialog):
-    """Why an item is skipped: one of the common reasons or the labeler's own words (1-4 pick, Enter confirms)."""
+class ReasonDialog(QtWidgets.QDialog):
+    """Why: one of the common reasons (1-9 pick) or the person's own words; Enter confirms.
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    With no common reasons it is a single free-text box; `required=False` lets it be confirmed empty (an optional
+    note). Used to skip an item, to send a label back, and to note why a conflict was resolved.
+    """
+
+    def __init__(self, title: str, question: str, reasons: tuple[str, ...], ok_text: str,
+                 parent: QtWidgets.QWidget | None = None, *, required: bool = True,
+                 placeholder: str = "") -> None:
         super().__init__(parent)
-        self.setWindowTitle(tr("Skip this item"))
+        self.setWindowTitle(title)
+        self.reasons, self.required = reasons, required
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(QtWidgets.QLabel(tr("Why do you skip it?")))
+        self.question = QtWidgets.QLabel(question, wordWrap=True)
+        layout.addWidget(self.question)
         self.group = QtWidgets.QButtonGroup(self)
         self.choices: list[QtWidgets.QRadioButton] = []
-        for i, reason in enumerate(SKIP_REASONS):
+        for i, reason in enumerate(reasons):
             radio = QtWidgets.QRadioButton(f"&{i + 1}  {tr(reason)}")
             self.group.addButton(radio, i)
             self.choices.append(radio)
             layout.addWidget(radio)
         self.other = QtWidgets.QRadioButton(tr("&Other:"))
-        self.group.addButton(self.other, len(SKIP_REASONS))
-        self.other_text = QtWidgets.QLineEdit(placeholderText=tr("Your reason"))
+        self.group.addButton(self.other, len(reasons))
+        self.other_text = QtWidgets.QLineEdit(placeholderText=placeholder or tr("Your reason"))
+        self.other_text.setMinimumWidth(380)
         self.other_text.textEdited.connect(lambda _t: self.other.setChecked(True))
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.other)
@@ -120,32 +178,58 @@ class SkipDialog(QtWidgets.QDialog):
         layout.addLayout(row)
         self.buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok |
                                                   QtWidgets.QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText(tr("Skip"))
+        self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText(ok_text)
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
-        self.choices[0].setChecked(True)
+        if self.choices:
+            self.choices[0].setChecked(True)
+        else:  # nothing to choose from: only the text box
+            self.other.setChecked(True)
+            self.other.setVisible(False)
+            self.other_text.setFocus()
 
     def reason(self) -> str:
         if self.other.isChecked():
             return self.other_text.text().strip()
         index = self.group.checkedId()
-        return tr(SKIP_REASONS[index]) if 0 <= index < len(SKIP_REASONS) else ""
+        return tr(self.reasons[index]) if 0 <= index < len(self.reasons) else ""
 
     def _accept(self) -> None:
-        if not self.reason():
+        if self.required and not self.reason():
             self.other_text.setFocus()
-            self.other_text.setPlaceholderText(tr("Write a reason, or pick one above"))
+            self.other_text.setPlaceholderText(tr("Write a reason, or pick one above") if self.choices else
+                                               tr("Write a reason"))
             return
         self.accept()
 
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        """A digit picks that reason (outside the text box), as the numbers on the choices say."""
+        index = event.key() - QtCore.Qt.Key.Key_1
+        if not self.other_text.hasFocus() and 0 <= index < len(self.choices) and not event.modifiers() & (
+                QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.AltModifier):
+            self.choices[index].setChecked(True)
+            self.choices[index].setFocus()
+            return
+        super().keyPressEvent(event)
+
+    def ask_reason(self) -> str | None:
+        """Show it; the reason, or None when cancelled (deletes the dialog afterwards)."""
+        try:
+            return self.reason() if self.exec() == QtWidgets.QDialog.DialogCode.Accepted else None
+        finally:
+            self.deleteLater()
+
+
+class SkipDialog(ReasonDialog):
+    """Why an item is skipped: one of the common reasons or the labeler's own words (1-4 pick, Enter confirms)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(tr("Skip this item"), tr("Why do you skip it?"), SKIP_REASONS, tr("Skip"), parent)
+
     @classmethod
     def ask(cls, parent: QtWidgets.QWidget | None) -> str | None:
-        dialog = cls(parent)
-        try:
-            return dialog.reason() if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted else None
-        finally:
-            dialog.deleteLater()
+        return cls(parent).ask_reason()
 
 
 class Suggestion(QtWidgets.QLabel):
@@ -177,10 +261,16 @@ class Banner(QtWidgets.QLabel):
         self.level = ""
         self.setVisible(False)
 
-    def show_message(self, text: str, level: str = "info") -> None:
+    def show_message(self, text: str, level: str = "info", strong: bool = False) -> None:
+        """`strong`: larger and bold, for what must not be overlooked (a label sent back, a maker-checker refusal)."""
         self.level = level if text else ""
         self.setText(text)
-        self.setStyleSheet(f"QLabel{{{self.STYLES.get(level, self.STYLES['info'])};border-radius:6px;padding:8px}}")
+        extra = ""
+        if strong:
+            size = QtWidgets.QApplication.font().pointSizeF()
+            extra = f";font-weight:bold;padding:12px{f';font-size:{size * 1.2:.1f}pt' if size > 0 else ''}"
+        self.setStyleSheet(f"QLabel{{{self.STYLES.get(level, self.STYLES['info'])};border-radius:6px;padding:8px"
+                           f"{extra}}}")
         self.setVisible(bool(text))
 
 

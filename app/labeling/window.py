@@ -19,6 +19,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.labeling.agreement_view import AgreementView, headline_text, task_agreement
 from app.labeling.controls import (
     Banner,
     LabelButtons,
@@ -26,11 +27,22 @@ from app.labeling.controls import (
     Progress,
     SkipDialog,
     Suggestion,
+    back_and_title,
+    page_layout,
+    panel_browser,
     shortcuts_html,
+    side_column,
 )
 from app.labeling.image_view import ImageView
 from app.labeling.record_view import RecordView
+from app.labeling.review_page import ReviewPage
 from app.labeling.text_view import TextView
+from assetcenter.labeling import (
+    LabelAuditForwarder,
+    audit_forwarder,
+    labels_exist,
+    open_project_labels,
+)
 from engine.errors import LedgerflowError
 from engine.i18n import N_, tr
 from engine.labels.schema import LabelSchema
@@ -38,9 +50,8 @@ from engine.labels.store import (
     LabelConflict,
     LabelStore,
     LabelStoreError,
-    open_label_store,
 )
-from engine.project import PROJECT_FILE, STATE_DIR, project_file
+from engine.project import PROJECT_FILE, project_file
 
 log = logging.getLogger("ledgerflow.app.labeling")
 Key = QtCore.Qt.Key
@@ -86,13 +97,7 @@ class ItemPage(QtWidgets.QWidget):
 
     # ---- layout --------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.back = QtWidgets.QPushButton(tr("← Tasks"), focusPolicy=QtCore.Qt.FocusPolicy.NoFocus)
-        self.back.clicked.connect(self.back_requested.emit)
-        self.title = QtWidgets.QLabel()
-        big = QtGui.QFont(self.title.font())
-        big.setPointSizeF(big.pointSizeF() * 1.3)
-        big.setBold(True)
-        self.title.setFont(big)
+        self.back, self.title = back_and_title(self)
         self.progress = Progress()
         self.progress.setMinimumWidth(260)
         top = QtWidgets.QHBoxLayout()
@@ -108,7 +113,7 @@ class ItemPage(QtWidgets.QWidget):
         self.text_view = TextView()
         self.image_view = ImageView()
         self.done_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.done_label.setFont(big)
+        self.done_label.setFont(self.title.font())
         self.views = QtWidgets.QStackedWidget()
         for view in (self.record_view, self.text_view, self.image_view, self.done_label):
             self.views.addWidget(view)
@@ -136,32 +141,12 @@ class ItemPage(QtWidgets.QWidget):
         self.labels = LabelButtons()
         self.labels.picked.connect(self.pick)
         self.suggestion = Suggestion()
-        self.instructions = QtWidgets.QTextBrowser(openExternalLinks=False)
-        self.instructions.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.instructions.setStyleSheet("QTextBrowser{background:#fafbfc;border:1px solid #e1e5eb;"
-                                        "border-radius:6px;padding:6px}")
+        self.instructions = panel_browser()
         self.keys = QtWidgets.QLabel(wordWrap=True)
         self.keys.setStyleSheet("color:#4a5361")
-        side = QtWidgets.QWidget()
-        side.setMinimumWidth(300)
-        side.setMaximumWidth(420)
-        sl = QtWidgets.QVBoxLayout(side)
-        sl.setContentsMargins(12, 0, 0, 0)
-        for title, widget, stretch in ((tr("Labels"), self.labels, 0), ("", self.suggestion, 0),
-                                       (tr("Instructions"), self.instructions, 1), (tr("Keys"), self.keys, 0)):
-            if title:
-                heading = QtWidgets.QLabel(title)
-                heading.setStyleSheet("font-weight:bold;color:#1d2430;margin-top:6px")
-                sl.addWidget(heading)
-            sl.addWidget(widget, stretch)
-
-        body = QtWidgets.QHBoxLayout()
-        body.addWidget(center, 1)
-        body.addWidget(side)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(16, 12, 16, 12)
-        layout.addLayout(top)
-        layout.addLayout(body, 1)
+        side = side_column([(tr("Labels"), self.labels, 0), ("", self.suggestion, 0),
+                            (tr("Instructions"), self.instructions, 1), (tr("Keys"), self.keys, 0)], 300, 420)
+        page_layout(self, top, center, side)
 
     # ---- opening a task ----------------------------------------------------------------------------
     def open_task(self, store: LabelStore, task: str) -> None:
@@ -253,7 +238,9 @@ class ItemPage(QtWidgets.QWidget):
         if status == "rejected":
             review = ann.get("review") or {}
             self.banner.show_message(tr("{reviewer} sent this label back: {reason}", reviewer=review.get(
-                "reviewer", "?"), reason=review.get("reason") or "—"), "warning")
+                "reviewer", "?"), reason=review.get("reason") or "—") + "\n" +
+                tr("Your label is shown below. Correct it and press Enter to send it again."), "warning",
+                strong=True)
         elif status == "skipped":
             self.banner.show_message(tr("You skipped this item: {reason}", reason=ann.get("skip_reason")), "info")
         elif status in ("submitted", "accepted"):
@@ -489,9 +476,13 @@ class ItemPage(QtWidgets.QWidget):
 
 
 class TaskList(QtWidgets.QWidget):
-    """The project's labeling tasks with this labeler's progress; Enter or double-click opens one."""
+    """The project's labeling tasks with this labeler's progress, the labels waiting for review and the team's
+    agreement; Enter or double-click opens one for labeling, Review (Alt+R) for review, Agreement (Alt+G) shows the
+    figures."""
 
     open_requested = QtCore.Signal(str)
+    review_requested = QtCore.Signal(str)
+    agreement_requested = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -502,7 +493,8 @@ class TaskList(QtWidgets.QWidget):
         heading.setFont(font)
         self.table = QtWidgets.QTreeWidget()
         self.table.setRootIsDecorated(False)
-        self.table.setHeaderLabels([tr("Task"), tr("Kind"), tr("Items"), tr("My progress"), tr("Finished by all")])
+        self.table.setHeaderLabels([tr("Task"), tr("Kind"), tr("Items"), tr("My progress"), tr("Finished by all"),
+                                    tr("Waiting for review"), tr("Agreement")])
         self.table.setUniformRowHeights(True)
         self.table.setStyleSheet("QTreeWidget::item{padding:8px 4px}")
         body = QtGui.QFont(self.table.font())
@@ -514,48 +506,71 @@ class TaskList(QtWidgets.QWidget):
         self.open_button = QtWidgets.QPushButton(tr("Open task  ⏎"))
         self.open_button.setMinimumHeight(38)
         self.open_button.clicked.connect(self._open_current)
+        self.review_button = QtWidgets.QPushButton(tr("&Review labels"))
+        self.review_button.setMinimumHeight(38)
+        self.review_button.setToolTip(tr("Check the labels waiting for review, disagreements first (Alt+R)"))
+        self.review_button.clicked.connect(lambda: self._emit_current(self.review_requested))
+        self.agreement_button = QtWidgets.QPushButton(tr("A&greement"))
+        self.agreement_button.setMinimumHeight(38)
+        self.agreement_button.setToolTip(tr("How far the labelers agree, per label and per labeler (Alt+G)"))
+        self.agreement_button.clicked.connect(lambda: self._emit_current(self.agreement_requested))
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.addWidget(heading)
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
         row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.agreement_button)
+        row.addWidget(self.review_button)
         row.addStretch(1)
         row.addWidget(self.open_button)
         layout.addLayout(row)
 
     def fill(self, rows: list[dict[str, Any]], labeler: str, empty_text: str = "") -> None:
+        """`rows`: task summaries, each may carry "agreement" (the headline text) for the Agreement column."""
         self.table.clear()
         for summary in rows:
             mine = summary["per_labeler"].get(labeler, {})
             done = int(mine.get("done", 0))
+            progress = tr("{done} of {total} done", done=f"{done:,}", total=f"{summary['items']:,}")
+            if mine.get("rejected"):  # labels a reviewer sent back to this labeler
+                progress += "  ·  " + tr("{count} sent back to you", count=f"{mine['rejected']:,}")
             item = QtWidgets.QTreeWidgetItem([
                 summary["name"], tr(KIND_NAMES.get(summary["kind"], summary["kind"])), f"{summary['items']:,}",
-                tr("{done} of {total} done", done=f"{done:,}", total=f"{summary['items']:,}"),
-                f"{round(100 * summary['progress'])}%"])
+                progress, f"{round(100 * summary['progress'])}%", f"{int(summary.get('submitted', 0)):,}",
+                summary.get("agreement") or tr("n/a")])
             item.setData(0, _ROLE, summary["name"])
+            item.setToolTip(0, summary["name"])
+            if summary.get("agreement_tip"):
+                item.setToolTip(6, summary["agreement_tip"])
             self.table.addTopLevelItem(item)
         for col in range(self.table.columnCount()):
             self.table.resizeColumnToContents(col)
-        self.table.setColumnWidth(0, max(self.table.columnWidth(0), 260))
+        # long task names are elided (full name in the tooltip) so the agreement column stays in view
+        self.table.setColumnWidth(0, min(max(self.table.columnWidth(0), 260), 380))
         if rows:
             self.table.setCurrentItem(self.table.topLevelItem(0))
         self.empty.setText(empty_text)
         self.empty.setVisible(bool(empty_text))
-        self.open_button.setEnabled(bool(rows))
+        for button in (self.open_button, self.review_button, self.agreement_button):
+            button.setEnabled(bool(rows))
         self.table.setFocus()
 
     def _open_current(self) -> None:
+        self._emit_current(self.open_requested)
+
+    def _emit_current(self, signal: QtCore.SignalInstance) -> None:
         item = self.table.currentItem()
         if item is not None:
-            self.open_requested.emit(item.data(0, _ROLE))
+            signal.emit(item.data(0, _ROLE))
 
 
 _ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 
 class LabelingWindow(QtWidgets.QMainWindow):
-    """The task list and the item page of one project, for one labeler."""
+    """The task list, the item page, the review page and the agreement view of one project, for one person (who
+    labels, or reviews other people's labels: never their own)."""
 
     def __init__(self, project_dir: str | Path, labeler: str | None = None, store: LabelStore | None = None,
                  parent: QtWidgets.QWidget | None = None) -> None:
@@ -563,43 +578,131 @@ class LabelingWindow(QtWidgets.QMainWindow):
         self.project_dir = project_file(Path(project_dir)).parent.resolve()
         self.labeler = (labeler or default_labeler()).strip() or default_labeler()
         self._own_store = store is None
+        self.forwarder: LabelAuditForwarder | None = None
+        self._store_problem = self._trail_problem = ""
+        self._agreement_cache: dict[str, tuple[str, str]] = {}  # task -> (annotation digest, agreement headline)
         self.store = store if store is not None else self._open_store()
         self.setWindowTitle(tr("Labeling — {project} — Ledgerflow", project=self.project_dir.name))
         self.resize(1360, 860)
         self.tasks = TaskList()
         self.tasks.open_requested.connect(self.open_task)
+        self.tasks.review_requested.connect(self.open_review)
+        self.tasks.agreement_requested.connect(self.show_agreement)
         self.page = ItemPage(self.labeler, self.project_dir)
         self.page.back_requested.connect(self.show_tasks)
+        self.review = ReviewPage(self.labeler, self.project_dir)
+        self.review.back_requested.connect(self.show_tasks)
+        self.review.agreement_requested.connect(self.show_agreement)
+        self.agreement = AgreementView()
+        self.agreement.back_requested.connect(self.show_tasks)
+        self.agreement.review_requested.connect(self.open_review)
         self.stack = QtWidgets.QStackedWidget()
-        self.stack.addWidget(self.tasks)
-        self.stack.addWidget(self.page)
+        for widget in (self.tasks, self.page, self.review, self.agreement):
+            self.stack.addWidget(widget)
         self.setCentralWidget(self.stack)
         self.who = QtWidgets.QLabel(tr("Labeling as {name}", name=self.labeler))
+        self.trail = QtWidgets.QLabel()
+        self.trail.setObjectName("labeling-trail-state")
+        self.trail.setStyleSheet("color: #b45309;")
+        self.statusBar().addPermanentWidget(self.trail)
         self.statusBar().addPermanentWidget(self.who)
+        self._trail_timer = QtCore.QTimer(self, interval=5000, timeout=self._show_trail_state)
+        self._trail_timer.start()
+        self._show_trail_state()
         self.show_tasks()
 
     def _open_store(self) -> LabelStore | None:
-        """The project's labels.db; None (nothing created) when no task was ever made in this project."""
-        state = self.project_dir / STATE_DIR
-        if not (state / "labels.db").is_file():
+        """The project's label store: its labels.db, or the team's shared database when connected to an asset
+        center (assetcenter/labeling.py). None (nothing created) when no task was ever made in this project, or
+        when the shared database cannot be opened (the task list says why). When connected, the labeling trail is
+        sent to the asset center's audit log in the background."""
+        try:
+            if not labels_exist(self.project_dir):
+                return None
+            store = open_project_labels(self.project_dir)
+        except LedgerflowError as exc:
+            self._store_problem = str(exc)
             return None
-        return open_label_store(state)
+        try:
+            self.forwarder = audit_forwarder(store, self.project_dir)
+        except Exception as exc:  # noqa: BLE001 - labeling goes on; the trail stays in the label store
+            log.warning("the labeling trail will not be sent to the asset center: %s", type(exc).__name__)
+            self._trail_problem = str(exc)
+        return store
+
+    def _show_trail_state(self) -> None:
+        """The status bar says when the labeling trail cannot reach the asset center (it is kept and resent)."""
+        problem = self._trail_problem or (self.forwarder.last_error if self.forwarder is not None else None)
+        self.trail.setVisible(bool(problem))
+        if problem:
+            self.trail.setText(tr("Audit log: waiting for the asset center"))
+            self.trail.setToolTip(tr("Your work is saved. Its trail is kept and sent to the asset center's audit "
+                                     "log when it can be reached: {problem}", problem=problem))
 
     def show_tasks(self) -> None:
         rows, problem = [], ""
         if self.store is None:
-            problem = tr("This project has no labeling tasks yet. An analyst creates them with a Label node on "
-                         "the canvas.")
+            problem = self._store_problem or tr("This project has no labeling tasks yet. An analyst creates them "
+                                                "with a Label node on the canvas.")
         else:
             try:
-                rows = [self.store.task_summary(name) for name in self.store.task_names()]
+                rows = [self._summary_with_agreement(name) for name in self.store.task_names()]
             except LedgerflowError as exc:
                 problem = str(exc)
             if not rows and not problem:
                 problem = tr("This project has no labeling tasks yet. An analyst creates them with a Label node on "
                              "the canvas.")
         self.tasks.fill(rows, self.labeler, problem)
+        self.who.setText(tr("Labeling as {name}", name=self.labeler))
         self.stack.setCurrentWidget(self.tasks)
+
+    def _summary_with_agreement(self, name: str) -> dict[str, Any]:
+        """A task's summary plus its agreement headline; a task with overlap 1 has one labeler per item, so the
+        agreement (which reads every label) is not computed for it."""
+        assert self.store is not None
+        summary = self.store.task_summary(name)
+        if summary["overlap"] < 2:
+            summary["agreement"] = tr("n/a")
+            summary["agreement_tip"] = tr("Each item is labeled by one person, so there is no agreement to measure.")
+        else:
+            digest = self.store.annotation_digest(name)  # changes with every save and review: recompute only then
+            cached = self._agreement_cache.get(name)
+            if cached is None or cached[0] != digest:
+                cached = self._agreement_cache[name] = (digest, headline_text(task_agreement(self.store, name)))
+            summary["agreement"] = cached[1]
+        return summary
+
+    def open_review(self, name: str) -> bool:
+        """The task's review page, as the reviewer (this window's person); False with the reason shown otherwise."""
+        if self.store is None:
+            return False
+        try:
+            agreement = headline_text(task_agreement(self.store, name))
+            self.review.open_task(self.store, name, agreement)
+        except LedgerflowError as exc:
+            self._cannot_open(str(exc))
+            return False
+        self.who.setText(tr("Reviewing as {name}", name=self.labeler))
+        self.stack.setCurrentWidget(self.review)
+        self.review.focus_item()
+        return True
+
+    def show_agreement(self, name: str) -> bool:
+        if self.store is None:
+            return False
+        try:
+            self.agreement.show_task(self.store, name)
+        except LedgerflowError as exc:
+            self._cannot_open(str(exc))
+            return False
+        self.stack.setCurrentWidget(self.agreement)
+        self.agreement.setFocus()
+        return True
+
+    def _cannot_open(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        if self.isVisible() and QtWidgets.QApplication.platformName() != "offscreen":
+            QtWidgets.QMessageBox.warning(self, tr("Cannot open the task"), message)
 
     def open_task(self, name: str) -> bool:
         if self.store is None:
@@ -607,15 +710,18 @@ class LabelingWindow(QtWidgets.QMainWindow):
         try:
             self.page.open_task(self.store, name)
         except LabelStoreError as exc:
-            self.statusBar().showMessage(str(exc), 15000)
-            if self.isVisible() and QtWidgets.QApplication.platformName() != "offscreen":
-                QtWidgets.QMessageBox.warning(self, tr("Cannot open the task"), str(exc))
+            self._cannot_open(str(exc))
             return False
+        self.who.setText(tr("Labeling as {name}", name=self.labeler))
         self.stack.setCurrentWidget(self.page)
         self.page.focus_item()
         return True
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self._trail_timer.stop()
+        if self.forwarder is not None:
+            self.forwarder.close(timeout=5.0)  # one last send; what does not go now goes next time
+            self.forwarder = None
         if self._own_store and self.store is not None:
             self.store.close()
             self.store = None
@@ -631,8 +737,11 @@ def resolve_project(project: str | None) -> Path | None:
 
 
 def run_labeling(project: str | None = None, *, task: str | None = None, lang: str | None = None,
-                 labeler: str | None = None, screenshot: str | None = None) -> int:
-    """`ledgerflow label`: the labeling window alone (no workbench); `screenshot` saves it with the first item."""
+                 labeler: str | None = None, screenshot: str | None = None, review: bool = False) -> int:
+    """`ledgerflow label`: the labeling window alone (no workbench); `screenshot` saves it with the first item.
+
+    `review`: open the review page of `task` (without one: of the first task with labels waiting for review), with
+    `labeler` (default: the login name) as the reviewer."""
     from app.main import make_application
     from app.preferences import Preferences
 
@@ -653,6 +762,7 @@ def run_labeling(project: str | None = None, *, task: str | None = None, lang: s
         return 2
     if screenshot:
         window.page.ask_skip_reason = lambda: None
+        window.review.ask_reject_reason = window.review.ask_resolve_note = lambda _labeler: None
     window.show()
     exit_code = 0
     names = window.store.task_names() if window.store is not None else []
@@ -662,6 +772,13 @@ def run_labeling(project: str | None = None, *, task: str | None = None, lang: s
         if screenshot:
             window.close()
             return 2
+    elif review:
+        target = task or next((n for n in names if window.store.task_summary(n)["submitted"]), None)
+        if target is None and screenshot and names:
+            target = names[0]
+        if target is not None and not window.open_review(target) and screenshot:
+            print(window.statusBar().currentMessage(), file=sys.stderr)
+            exit_code = 2
     elif (task or (screenshot and names)) and not window.open_task(task or names[0]) and screenshot:
         print(window.statusBar().currentMessage(), file=sys.stderr)
         exit_code = 2

@@ -11,13 +11,20 @@ Why it is shaped this way:
   slot) and `complete`, and an `order_key` (its rank in the task's ordering), all indexed together, so the next open
   item is one index range read instead of a scan.
 - Every change is an event row (who, what, before, after, when): the trail the review screen shows and what the
-  asset center's audit log receives through `on_event` when connected.
+  asset center's audit log receives through `on_event` (or reads with `project_events`) when connected.
+- A task grows and changes while people label it: `add_items` appends new input rows, `update_schema` changes
+  colours, hotkeys, instructions and adds labels. So no call trusts a cached task: each reads the task row (one
+  indexed lookup) and only the parsed schema is cached, keyed by its stored text. Those two, and re-ranking, lock the
+  task row; a save share-locks it while it checks its value, so a label removed meanwhile cannot slip in.
+
+Beside it in engine/labels/: tables.py (the tables), ordering.py (order keys), item_rows.py (checked item rows),
+schema_change.py (what a schema update may change) and errors.py; this module re-exports what callers import.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +32,47 @@ from typing import Any, Literal
 
 import numpy as np
 from filelock import FileLock
-from sqlalchemy import (Boolean, Column, Connection, Engine, Float, ForeignKey, Index, Integer, MetaData, String,
-                        Table, Text, UniqueConstraint, and_, bindparam, create_engine, event, exists, false, func,
-                        insert, select, true, update)
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    exists,
+    false,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import LedgerflowError
 from engine.fileio import canonical_json, sha256_text
 from engine.i18n import tr
-from engine.labels.schema import LabelSchema, LabelSchemaError, check_payload, check_value
+from engine.labels.errors import LabelConflict, LabelPermissionError, LabelStoreError
+from engine.labels.item_rows import dumps, item_rows, number
+from engine.labels.ordering import appended_keys, order_keys
+from engine.labels.schema import (
+    LabelSchema,
+    check_value,
+)
+from engine.labels.schema_change import (
+    in_use_message,
+    label_uses,
+    removed_labels,
+    shape_change,
+)
+from engine.labels.tables import (
+    ann_t,
+    assign_t,
+    event_t,
+    item_t,
+    metadata,
+    review_t,
+    task_t,
+)
 from engine.store import now_iso
 
 log = logging.getLogger("ledgerflow.labels")
@@ -48,106 +87,7 @@ _COUNTED = frozenset({"submitted", "accepted", "rejected"})
 _DONE_BY_ME = ("submitted", "accepted", "skipped", "rejected")
 _CHUNK = 10_000
 
-metadata = MetaData()
-# table objects end in _t (item_t, ann_t, ...): the plain words are the API's argument and method names
-
-task_t = Table(
-    "label_tasks", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("project", String(255), nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("schema_json", Text, nullable=False),
-    Column("overlap", Integer, nullable=False),
-    Column("ordering", String(16), nullable=False),
-    Column("seed", Integer, nullable=False),
-    Column("item_count", Integer, nullable=False),
-    Column("created_by", String(128), nullable=False),
-    Column("created_at", String(32), nullable=False),
-    UniqueConstraint("project", "name", name="uq_label_tasks_project_name"),
-)
-
-item_t = Table(
-    "label_items", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("task_id", Integer, ForeignKey("label_tasks.id"), nullable=False),
-    Column("position", Integer, nullable=False),  # 0-based place in the input
-    Column("external_id", String(255)),
-    Column("payload_json", Text, nullable=False),
-    Column("prelabel_json", Text),  # a model's suggested value, same shape as an annotation value
-    Column("confidence", Float),
-    Column("uncertainty", Float),
-    Column("order_key", Integer, nullable=False),  # rank in the task's ordering, 0..n-1
-    Column("done_count", Integer, nullable=False, default=0),
-    Column("complete", Boolean, nullable=False, default=False),  # done_count >= overlap
-    UniqueConstraint("task_id", "position", name="uq_label_items_task_position"),
-    Index("ix_label_items_open", "task_id", "complete", "order_key"),
-    Index("ix_label_items_order", "task_id", "order_key"),
-)
-
-assign_t = Table(
-    "label_assignments", metadata,
-    Column("task_id", Integer, ForeignKey("label_tasks.id"), primary_key=True),
-    Column("labeler", String(128), primary_key=True),
-    Column("added_by", String(128), nullable=False),
-    Column("added_at", String(32), nullable=False),
-)
-
-ann_t = Table(
-    "label_annotations", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("task_id", Integer, ForeignKey("label_tasks.id"), nullable=False),
-    Column("item_id", Integer, ForeignKey("label_items.id"), nullable=False),
-    Column("labeler", String(128), nullable=False),
-    Column("value_json", Text),
-    Column("comment", Text),
-    Column("skip_reason", Text),
-    Column("status", String(16), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
-    Column("updated_by", String(128), nullable=False),
-    UniqueConstraint("item_id", "labeler", name="uq_label_annotations_item_labeler"),
-    Index("ix_label_annotations_task_labeler_status", "task_id", "labeler", "status"),
-    Index("ix_label_annotations_task_status", "task_id", "status"),
-)
-
-review_t = Table(
-    "label_reviews", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("annotation_id", Integer, ForeignKey("label_annotations.id"), nullable=False, index=True),
-    Column("reviewer", String(128), nullable=False),
-    Column("decision", String(16), nullable=False),  # "accepted" | "rejected"
-    Column("reason", Text),
-    Column("at", String(32), nullable=False),
-)
-
-event_t = Table(
-    "label_events", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("task_id", Integer, ForeignKey("label_tasks.id"), nullable=False),
-    Column("item_id", Integer),
-    Column("annotation_id", Integer, index=True),
-    Column("actor", String(128), nullable=False),
-    Column("action", String(32), nullable=False),  # create_task, assign, save, skip, undo, accept, reject, rerank
-    Column("before_json", Text),
-    Column("after_json", Text),
-    Column("ref_event_id", Integer),  # the event an undo reverted
-    Column("at", String(32), nullable=False),
-    Index("ix_label_events_task_actor", "task_id", "actor", "id"),
-)
-
-
-class LabelStoreError(LedgerflowError):
-    """A labeling request that cannot be carried out (unknown task, duplicate name, nothing to undo)."""
-
-
-class LabelConflict(LabelStoreError):
-    """A write based on a version that is no longer the stored one; the message says who changed it and when."""
-
-
-class LabelPermissionError(LabelStoreError):
-    """Someone acting outside their role: a labeler not assigned to the task, a reviewer checking their own work."""
+# the tables live in engine/labels/tables.py; imported here because callers know them as store.item_t etc.
 
 
 class _Stale(Exception):
@@ -156,21 +96,23 @@ class _Stale(Exception):
 
 @dataclass(frozen=True)
 class _TaskInfo:
+    """A task row as read at the start of a call (item_count and schema may move on in other processes)."""
+
     id: int
     name: str
     kind: str
     schema: LabelSchema
+    schema_json: str  # the stored text the schema was parsed from: what a write compares to notice a change
     overlap: int
     ordering: str
     seed: int
     item_count: int
 
 
+_TASK_COLUMNS = (task_t.c.id, task_t.c.name, task_t.c.kind, task_t.c.schema_json, task_t.c.overlap,
+                 task_t.c.ordering, task_t.c.seed, task_t.c.item_count)
+
 EventHook = Callable[[dict[str, Any]], None]
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _loads(text: str | None) -> Any:
@@ -179,15 +121,18 @@ def _loads(text: str | None) -> Any:
 
 def open_label_store(project_state_dir: Path | None = None, url: str | None = None,
                      project: str = "default") -> LabelStore:
-    """The label store of a project: `labels.db` in its state folder (WAL), or a PostgreSQL URL when connected."""
+    """The label store of a project: `labels.db` in its state folder (WAL), or a PostgreSQL URL when connected.
+
+    Engines hide bound parameters from their error messages: those carry labels and comments, which must not reach
+    a log."""
     if url:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         return LabelStore(engine, project=project)
     if project_state_dir is None:
         raise LabelStoreError(tr("A label store needs a project folder or a database URL."))
     state_dir = Path(project_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{state_dir / 'labels.db'}",
+    engine = create_engine(f"sqlite:///{state_dir / 'labels.db'}", hide_parameters=True,
                            connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -208,7 +153,7 @@ class LabelStore:
         self.engine = engine
         self.project = project
         self._hooks: list[EventHook] = []
-        self._tasks: dict[str, _TaskInfo] = {}
+        self._schemas: dict[int, tuple[str, LabelSchema]] = {}  # task id -> (schema_json, parsed)
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # labelers' processes may create the tables at the same moment
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7461201)")
@@ -238,7 +183,7 @@ class LabelStore:
                after: Any = None, ref: int | None = None) -> dict[str, Any]:
         at = now_iso()
         row = {"task_id": info.id, "item_id": item_id, "annotation_id": annotation_id, "actor": actor,
-               "action": action, "before_json": _dumps(before), "after_json": _dumps(after), "ref_event_id": ref,
+               "action": action, "before_json": dumps(before), "after_json": dumps(after), "ref_event_id": ref,
                "at": at}
         event_id = conn.execute(insert(event_t), row).inserted_primary_key[0]
         return {"id": event_id, "project": self.project, "task": info.name, "item_id": item_id, "position": position,
@@ -256,6 +201,34 @@ class LabelStore:
                      "position": r.position, "annotation_id": r.annotation_id, "who": r.actor, "what": r.action,
                      "before": _loads(r.before_json), "after": _loads(r.after_json), "at": r.at}
                     for r in conn.execute(query)]
+
+    def project_events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events of every task of this store's project after `after_id`, oldest first, shaped like events(): the
+        asset center's audit forwarder reads from here and remembers the last id it sent."""
+        tasks = select(task_t.c.id).where(task_t.c.project == self.project)
+        query = (select(event_t, item_t.c.position, task_t.c.name.label("task_name"))
+                 .select_from(event_t.join(task_t, task_t.c.id == event_t.c.task_id)
+                              .outerjoin(item_t, item_t.c.id == event_t.c.item_id))
+                 .where(event_t.c.task_id.in_(tasks), event_t.c.id > after_id)
+                 .order_by(event_t.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [{"id": r.id, "project": self.project, "task": r.task_name, "item_id": r.item_id,
+                     "position": r.position, "annotation_id": r.annotation_id, "who": r.actor, "what": r.action,
+                     "before": _loads(r.before_json), "after": _loads(r.after_json), "at": r.at}
+                    for r in conn.execute(query)]
+
+    def annotation_digest(self, task: str) -> str:
+        """A digest that changes whenever any label of the task is saved, skipped, undone or reviewed (each of
+        those bumps its row's version, so the sum of versions grows). A task that does not exist yet has the digest
+        of a task without labels, so creating it changes nothing. The Label node's cache fingerprint: new labels
+        re-run it and what follows, while adding items or changing colours does not."""
+        query = (select(func.count(ann_t.c.id), func.coalesce(func.sum(ann_t.c.version), 0),
+                        func.max(ann_t.c.updated_at))
+                 .select_from(ann_t.join(task_t, task_t.c.id == ann_t.c.task_id))
+                 .where(task_t.c.project == self.project, task_t.c.name == task))
+        with self.engine.connect() as conn:
+            count, versions, latest = conn.execute(query).one()
+        return sha256_text("labels", str(int(count or 0)), str(int(versions or 0)), latest or "")
 
     # ---- tasks -------------------------------------------------------------------------------------------------
 
@@ -285,52 +258,126 @@ class LabelStore:
         if not payloads:
             raise LabelStoreError(tr("Task '{name}' has no items to label.", name=name))
         n = len(payloads)
-        for label, seq in (("prelabels", prelabels), ("confidences", confidences), ("uncertainties", uncertainties),
-                           ("external_ids", external_ids)):
-            if seq is not None and len(seq) != n:
-                raise LabelStoreError(tr("{what}: {count} values given for {n} items", what=label, count=len(seq),
-                                         n=n))
-        rows: list[dict[str, Any]] = []
-        uncert = np.zeros(n, dtype=float)
-        for pos, payload in enumerate(payloads):
-            check_payload(schema.kind, payload, where=tr("item {position}", position=pos))
-            pre = prelabels[pos] if prelabels is not None else None
-            if pre is not None:
-                pre = check_value(schema, pre, payload, where=tr("pre-label of item {position}", position=pos))
-            conf = _number(confidences[pos], "confidences", pos) if confidences is not None else None
-            unc = _number(uncertainties[pos], "uncertainties", pos) if uncertainties is not None else None
-            if unc is None and conf is not None:
-                unc = 1.0 - conf
-            uncert[pos] = unc if unc is not None else 0.0
-            ext = external_ids[pos] if external_ids is not None else None
-            rows.append({"position": pos, "external_id": None if ext is None else str(ext),
-                         "payload_json": _dumps(payload), "prelabel_json": _dumps(pre), "confidence": conf,
-                         "uncertainty": unc, "done_count": 0, "complete": False})
-        for row, key in zip(rows, _order_keys(ordering, uncert, seed), strict=True):
+        rows, uncert = item_rows(schema, payloads, 0, prelabels=prelabels, confidences=confidences,
+                                  uncertainties=uncertainties, external_ids=external_ids)
+        for row, key in zip(rows, order_keys(ordering, uncert, seed), strict=True):
             row["order_key"] = int(key)
         now = now_iso()
+        schema_json = canonical_json(schema.to_json())
         try:
             with self.engine.begin() as conn:
                 task_id = conn.execute(insert(task_t), {
-                    "project": self.project, "name": name, "kind": schema.kind,
-                    "schema_json": canonical_json(schema.to_json()), "overlap": overlap, "ordering": ordering,
-                    "seed": int(seed), "item_count": n, "created_by": created_by, "created_at": now,
+                    "project": self.project, "name": name, "kind": schema.kind, "schema_json": schema_json,
+                    "overlap": overlap, "ordering": ordering, "seed": int(seed), "item_count": n,
+                    "created_by": created_by, "created_at": now,
                 }).inserted_primary_key[0]
                 for row in rows:
                     row["task_id"] = task_id
                 for start in range(0, n, _CHUNK):
                     conn.execute(insert(item_t), rows[start:start + _CHUNK])
-                info = _TaskInfo(task_id, name, schema.kind, schema, overlap, ordering, int(seed), n)
+                info = _TaskInfo(task_id, name, schema.kind, schema, schema_json, overlap, ordering, int(seed), n)
                 evt = self._event(conn, info, created_by, "create_task", after={
                     "kind": schema.kind, "items": n, "overlap": overlap, "ordering": ordering})
                 assigned = self._assign(conn, info, labelers, created_by)
         except IntegrityError:
             raise LabelStoreError(tr("A labeling task named '{name}' already exists in project '{project}'.",
                                      name=name, project=self.project)) from None
-        self._tasks[name] = info
         self._emit(evt)
         self._emit(assigned)
         return self.task_summary(name)
+
+    def add_items(self, task: str, payloads: Iterable[dict[str, Any]], *,
+                  external_ids: Sequence[str | None] | None = None,
+                  prelabels: Sequence[dict[str, Any] | None] | None = None,
+                  confidences: Sequence[float | None] | None = None,
+                  uncertainties: Sequence[float | None] | None = None, added_by: str = "") -> int:
+        """Append items to a task (new rows arriving in its input); returns how many were added.
+
+        They are checked like create_task's and take their place in the task's ordering (after the others; ranked
+        by uncertainty with the rest; shuffled in among the open items). Labels are untouched. External ids already
+        in the task are refused: they name items it has. Safe while others label: the task row is locked first, so
+        two processes appending at once get consecutive positions.
+        """
+        payloads = list(payloads)
+        if not payloads:
+            return 0
+        m = len(payloads)
+        info = self._task(task)
+
+        def checked(schema: LabelSchema) -> tuple[list[dict[str, Any]], np.ndarray]:
+            return item_rows(schema, payloads, 0, prelabels=prelabels, confidences=confidences,
+                              uncertainties=uncertainties, external_ids=external_ids, new=True)
+
+        new_rows, new_unc = checked(info.schema)  # before taking the lock: checking 100k payloads takes a while
+        new_ids = [r["external_id"] for r in new_rows if r["external_id"] is not None]
+        if len(set(new_ids)) != len(new_ids):
+            dup = next(x for x, count in Counter(new_ids).items() if count > 1)
+            raise LabelStoreError(tr("external_ids: '{id}' is given twice; each item needs its own id", id=dup))
+        with self.engine.begin() as conn:
+            checked_with = info.schema_json
+            info = self._lock_task(conn, info)
+            if info.schema_json != checked_with:  # someone changed the labels meanwhile: check the pre-labels again
+                new_rows, new_unc = checked(info.schema)
+            if new_ids:
+                taken = set(conn.scalars(select(item_t.c.external_id).where(
+                    item_t.c.task_id == info.id, item_t.c.external_id.is_not(None))))
+                clash = next((x for x in new_ids if x in taken), None)
+                if clash is not None:
+                    raise LabelStoreError(tr("Task '{task}' already has an item with id '{id}'.", task=info.name,
+                                             id=clash))
+            first = info.item_count
+            old = conn.execute(select(item_t.c.id, item_t.c.order_key, item_t.c.complete, item_t.c.uncertainty)
+                               .where(item_t.c.task_id == info.id).order_by(item_t.c.position)).all()
+            keys = appended_keys(info.ordering, np.array([r.order_key for r in old], dtype=np.int64),
+                                 np.array([not r.complete for r in old], dtype=bool),
+                                 np.array([r.uncertainty if r.uncertainty is not None else 0.0 for r in old]),
+                                 new_unc, info.seed)
+            moved = [{"b_id": r.id, "b_key": int(k)} for r, k in zip(old, keys[:len(old)], strict=True)
+                     if int(k) != r.order_key]
+            for i, (row, key) in enumerate(zip(new_rows, keys[len(old):], strict=True)):
+                row.update(task_id=info.id, position=first + i, order_key=int(key))
+            if moved:
+                stmt = update(item_t).where(item_t.c.id == bindparam("b_id")).values(order_key=bindparam("b_key"))
+                for start in range(0, len(moved), _CHUNK):
+                    conn.execute(stmt, moved[start:start + _CHUNK])
+            for start in range(0, m, _CHUNK):
+                conn.execute(insert(item_t), new_rows[start:start + _CHUNK])
+            conn.execute(update(task_t).where(task_t.c.id == info.id).values(item_count=first + m))
+            evt = self._event(conn, info, added_by, "add_items", after={
+                "items": m, "first_position": first, "last_position": first + m - 1, "item_count": first + m})
+        self._emit(evt)
+        return m
+
+    def update_schema(self, task: str, schema: LabelSchema | dict[str, Any], by: str = "") -> dict[str, Any]:
+        """Change how a task looks and which labels it offers while people label it; returns the new schema JSON.
+
+        Colours, hotkeys, instructions and label order may change and labels may be added. The kind and multi-label
+        may not; a label may be removed (or renamed) only when no stored label or pre-label uses it. Every process
+        sees the new schema on its next call (each call reads the task row; the schema text tells whether to parse
+        it again).
+        """
+        new = LabelSchema.parse(schema)
+        info = self._task(task)
+        problem = shape_change(info.schema, new, info.name)
+        if problem:
+            raise LabelStoreError(problem)
+        new_json = canonical_json(new.to_json())
+        with self.engine.begin() as conn:
+            info = self._lock_task(conn, info)  # saves wait for this (see _guard_schema), so no label slips in
+            if new_json == info.schema_json:
+                return new.to_json()
+            gone = removed_labels(info.schema, new)
+            if gone:
+                used = label_uses(conn.scalars(select(ann_t.c.value_json).where(ann_t.c.task_id == info.id)), gone)
+                suggested = label_uses(conn.scalars(select(item_t.c.prelabel_json).where(
+                    item_t.c.task_id == info.id, item_t.c.prelabel_json.is_not(None))), gone)
+                for name in gone:
+                    if used[name] or suggested[name]:
+                        raise LabelStoreError(in_use_message(info.name, name, used[name], suggested[name]))
+            conn.execute(update(task_t).where(task_t.c.id == info.id).values(schema_json=new_json))
+            evt = self._event(conn, info, by, "update_schema", before=info.schema.to_json(), after=new.to_json())
+        self._emit(evt)
+        return new.to_json()
 
     def add_labelers(self, task: str, labelers: Sequence[str], added_by: str = "") -> None:
         info = self._task(task)
@@ -388,19 +435,38 @@ class LabelStore:
                 "complete_items": int(complete or 0), "progress": (complete or 0) / info.item_count,
                 **totals, "per_labeler": per}
 
-    def _task(self, name: str) -> _TaskInfo:
-        info = self._tasks.get(name)
-        if info is not None:
-            return info
-        with self.engine.connect() as conn:
-            row = conn.execute(select(task_t).where(task_t.c.project == self.project, task_t.c.name == name)).first()
+    def _task(self, name: str, conn: Connection | None = None) -> _TaskInfo:
+        """The task as stored now. Every call reads its row (one indexed lookup): another process may have added
+        items or changed the schema since. Only the schema's parsing is cached, keyed by its stored text."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._task(name, own)
+        row = conn.execute(select(*_TASK_COLUMNS)
+                           .where(task_t.c.project == self.project, task_t.c.name == name)).first()
         if row is None:
             raise LabelStoreError(tr("There is no labeling task named '{name}' in project '{project}'.", name=name,
                                      project=self.project))
-        info = _TaskInfo(row.id, row.name, row.kind, LabelSchema.model_validate_json(row.schema_json), row.overlap,
-                         row.ordering, row.seed, row.item_count)
-        self._tasks[name] = info
-        return info
+        return self._info(row)
+
+    def _info(self, row: Any) -> _TaskInfo:
+        return _TaskInfo(row.id, row.name, row.kind, self._parsed(row.id, row.schema_json), row.schema_json,
+                         row.overlap, row.ordering, row.seed, row.item_count)
+
+    def _parsed(self, task_id: int, schema_json: str) -> LabelSchema:
+        cached = self._schemas.get(task_id)
+        if cached is None or cached[0] != schema_json:
+            cached = (schema_json, LabelSchema.model_validate_json(schema_json))
+            self._schemas[task_id] = cached
+        return cached[1]
+
+    def _lock_task(self, conn: Connection, info: _TaskInfo) -> _TaskInfo:
+        """Lock the task row for this transaction (appending items, re-ranking, changing the schema take turns) and
+        return it as it is now. A no-op UPDATE: SQLite then holds its write lock, PostgreSQL a row lock that saves'
+        FOR SHARE reads wait on, while the event rows' foreign-key checks do not."""
+        conn.execute(update(task_t).where(task_t.c.id == info.id).values(item_count=task_t.c.item_count))
+        row = conn.execute(select(*_TASK_COLUMNS)
+                           .where(task_t.c.id == info.id)).one()
+        return self._info(row)
 
     def _check_labeler(self, conn: Connection, info: _TaskInfo, labeler: str) -> None:
         """A task with assigned labelers is theirs alone; a task with none is open to everyone in the project."""
@@ -421,13 +487,13 @@ class LabelStore:
         screen) the search continues after it in the labeler's order and wraps around. Random order is one seeded
         shuffle; each labeler starts it at their own point, so colleagues rarely meet on the same item.
         """
-        info = self._task(task)
-        n = info.item_count
-        start = int(sha256_text(str(info.seed), labeler)[:12], 16) % n if info.ordering == "random" else 0
         with self.engine.connect() as conn:
+            info = self._task(task, conn)
+            n = info.item_count
+            start = int(sha256_text(str(info.seed), labeler)[:12], 16) % n if info.ordering == "random" else 0
             self._check_labeler(conn, info, labeler)
             if after_position is None:
-                found = self._first_rejected(conn, info, labeler, 0, n)
+                found = self._first_rejected(conn, info, labeler, 0, None)
                 if found is not None:
                     return self._item_dict(conn, info, found, labeler)
                 begin = start
@@ -437,30 +503,40 @@ class LabelStore:
                 if key is None:
                     raise LabelStoreError(tr("Task '{task}' has no item at position {position}.", task=info.name,
                                              position=after_position))
-                begin = (key + 1) % n
-            for lo, hi in ((begin, n), (0, begin)):
-                if lo >= hi:
-                    continue
-                candidates = [row for row in (self._first_open(conn, info, labeler, lo, hi),
-                                              self._first_rejected(conn, info, labeler, lo, hi)) if row is not None]
-                if candidates:
-                    return self._item_dict(conn, info, min(candidates, key=lambda r: r.order_key), labeler)
-        return None
+                begin = key + 1
+            # from `begin` to the end, then from the start: no upper bound, as items may be appended meanwhile
+            for lo, hi in ((begin, None), (0, begin)):
+                found = self._first_candidate(conn, info, labeler, lo, hi)
+                if found is not None:
+                    return self._item_dict(conn, info, found, labeler)
+            # the two reads above may straddle an append that re-ranked the items: ask once more in one statement
+            found = self._first_candidate(conn, info, labeler, 0, None)
+            return None if found is None else self._item_dict(conn, info, found, labeler)
 
-    def _first_open(self, conn: Connection, info: _TaskInfo, labeler: str, lo: int, hi: int):
+    def _first_candidate(self, conn: Connection, info: _TaskInfo, labeler: str, lo: int, hi: int | None):
+        if hi is not None and lo >= hi:
+            return None
+        candidates = [row for row in (self._first_open(conn, info, labeler, lo, hi),
+                                      self._first_rejected(conn, info, labeler, lo, hi)) if row is not None]
+        return min(candidates, key=lambda r: r.order_key) if candidates else None
+
+    def _first_open(self, conn: Connection, info: _TaskInfo, labeler: str, lo: int, hi: int | None):
         mine = ann_t.alias("mine")
         done = exists().where(mine.c.item_id == item_t.c.id, mine.c.labeler == labeler,
                               mine.c.status.in_(_DONE_BY_ME))
-        return conn.execute(select(item_t).where(
-            item_t.c.task_id == info.id, item_t.c.complete == false(),
-            item_t.c.order_key >= lo, item_t.c.order_key < hi, ~done).order_by(item_t.c.order_key).limit(1)).first()
+        query = select(item_t).where(item_t.c.task_id == info.id, item_t.c.complete == false(),
+                                     item_t.c.order_key >= lo, ~done)
+        if hi is not None:
+            query = query.where(item_t.c.order_key < hi)
+        return conn.execute(query.order_by(item_t.c.order_key).limit(1)).first()
 
-    def _first_rejected(self, conn: Connection, info: _TaskInfo, labeler: str, lo: int, hi: int):
-        return conn.execute(select(item_t).select_from(item_t.join(ann_t, ann_t.c.item_id == item_t.c.id))
-                            .where(ann_t.c.task_id == info.id, ann_t.c.labeler == labeler,
-                                   ann_t.c.status == "rejected", item_t.c.order_key >= lo,
-                                   item_t.c.order_key < hi)
-                            .order_by(item_t.c.order_key).limit(1)).first()
+    def _first_rejected(self, conn: Connection, info: _TaskInfo, labeler: str, lo: int, hi: int | None):
+        query = (select(item_t).select_from(item_t.join(ann_t, ann_t.c.item_id == item_t.c.id))
+                 .where(ann_t.c.task_id == info.id, ann_t.c.labeler == labeler, ann_t.c.status == "rejected",
+                        item_t.c.order_key >= lo))
+        if hi is not None:
+            query = query.where(item_t.c.order_key < hi)
+        return conn.execute(query.order_by(item_t.c.order_key).limit(1)).first()
 
     def item(self, task: str, position: int, labeler: str | None = None) -> dict[str, Any]:
         """One item by position, with `labeler`'s own annotation (and version) when a labeler is given."""
@@ -547,13 +623,18 @@ class LabelStore:
                ) -> tuple[int, dict[str, Any]]:
         """Write `state` over the labeler's annotation iff it is still at `expected_version`; one conditional
         statement, so two processes can never both succeed from the same version."""
+        guarded = state.get("value") is not None
+        # PostgreSQL: share-lock the task row before any other lock (update_schema / add_items lock it first too)
+        postgres = conn.dialect.name == "postgresql"
+        if guarded and postgres:
+            self._guard_schema(conn, info, state["value"], item, always=action == "undo")
         current = conn.execute(select(ann_t).where(ann_t.c.item_id == item.id,
                                                    ann_t.c.labeler == labeler)).first()
         now = now_iso()
         before = _state(current) if current is not None else None
         after = {**(before or {"value": None, "comment": None, "skip_reason": None, "status": "draft"}), **state}
         after["version"] = expected_version + 1
-        columns = {"value_json": _dumps(after["value"]), "comment": after["comment"],
+        columns = {"value_json": dumps(after["value"]), "comment": after["comment"],
                    "skip_reason": after["skip_reason"], "status": after["status"], "version": after["version"],
                    "updated_at": now, "updated_by": actor}
         if expected_version == 0:
@@ -571,11 +652,25 @@ class LabelStore:
             if done.rowcount != 1:
                 raise _Stale
             annotation_id = current.id
+        if guarded and not postgres:  # SQLite: after our first write, holding the database's write lock
+            self._guard_schema(conn, info, state["value"], item, always=action == "undo")
         old_status = before["status"] if before else "draft"
         self._count(conn, info, item.id, (after["status"] in _COUNTED) - (old_status in _COUNTED))
         evt = self._event(conn, info, actor, action, item_id=item.id, position=item.position,
                           annotation_id=annotation_id, before=before, after=after, ref=ref)
         return after["version"], evt
+
+    def _guard_schema(self, conn: Connection, info: _TaskInfo, value: dict[str, Any], item: Any,
+                      always: bool) -> None:
+        """Check a value being written against the schema as stored at this moment, under a lock that update_schema
+        waits for: a label removed meanwhile (unused when it was removed) cannot be saved after all. Undo always
+        checks: the value it restores may predate the removal."""
+        stored = conn.scalar(select(task_t.c.schema_json).where(task_t.c.id == info.id).with_for_update(read=True))
+        if stored == info.schema_json and not always:
+            return
+        schema = self._parsed(info.id, stored)
+        payload = getattr(item, "payload_json", None)
+        check_value(schema, value, _loads(payload), where=tr("label of item {position}", position=item.position))
 
     @staticmethod
     def _count(conn: Connection, info: _TaskInfo, item_id: int, delta: int) -> None:
@@ -623,7 +718,8 @@ class LabelStore:
                 if latest.id != last.id and not (latest.action == "undo" and latest.actor == labeler):
                     raise LabelConflict(tr("Cannot undo: {who} acted on this label ({what}) at {when} after your "
                                            "change.", who=latest.actor, what=latest.action, when=latest.at))
-                item = conn.execute(select(item_t.c.id, item_t.c.position).where(item_t.c.id == last.item_id)).first()
+                item = conn.execute(select(item_t.c.id, item_t.c.position, item_t.c.payload_json)
+                                    .where(item_t.c.id == last.item_id)).first()
                 current = conn.scalar(select(ann_t.c.version).where(ann_t.c.id == last.annotation_id))
                 before = _loads(last.before_json) or {"value": None, "comment": None, "skip_reason": None,
                                                       "status": "draft"}
@@ -665,16 +761,19 @@ class LabelStore:
             entry["disagreement"] = scores.get(entry["item_id"], 0.0)
         return sorted(grouped.values(), key=lambda e: (-e["disagreement"], e["position"]))
 
-    def accept(self, annotation_id: int, reviewer: str, reason: str | None = None) -> int:
-        return self._review(annotation_id, reviewer, "accepted", reason)
+    def accept(self, annotation_id: int, reviewer: str, reason: str | None = None, *,
+               expected_version: int | None = None) -> int:
+        """Accept a label; with `expected_version` (what the reviewer's screen showed), only that version of it."""
+        return self._review(annotation_id, reviewer, "accepted", reason, expected_version)
 
-    def reject(self, annotation_id: int, reviewer: str, reason: str) -> int:
+    def reject(self, annotation_id: int, reviewer: str, reason: str, *, expected_version: int | None = None) -> int:
         """Send a label back to its labeler with the reason; next_item offers it to them again."""
         if not (reason or "").strip():
             raise LabelStoreError(tr("Say why the label is rejected: the labeler sees the reason."))
-        return self._review(annotation_id, reviewer, "rejected", reason.strip())
+        return self._review(annotation_id, reviewer, "rejected", reason.strip(), expected_version)
 
-    def _review(self, annotation_id: int, reviewer: str, decision: str, reason: str | None) -> int:
+    def _review(self, annotation_id: int, reviewer: str, decision: str, reason: str | None,
+                expected_version: int | None = None) -> int:
         allowed = {"accepted": ("submitted",), "rejected": ("submitted", "accepted")}[decision]
         with self.engine.connect() as conn:
             row = conn.execute(select(ann_t, task_t.c.name)
@@ -696,15 +795,16 @@ class LabelStore:
                                      "{decision} now.", position=item.position, labeler=row.labeler,
                                      status=row.status, decision=decision))
         reason = (reason or "").strip() or None
+        expected = row.version if expected_version is None else expected_version
         try:
             with self.engine.begin() as conn:
-                version, evt = self._apply(conn, info, item, row.labeler, row.version,
+                version, evt = self._apply(conn, info, item, row.labeler, expected,
                                            {"status": decision, "reason": reason}, reviewer,
                                            "accept" if decision == "accepted" else "reject")
                 conn.execute(insert(review_t), {"annotation_id": annotation_id, "reviewer": reviewer,
                                                 "decision": decision, "reason": reason, "at": evt["at"]})
         except (_Stale, IntegrityError):
-            raise self._conflict(info, item, row.labeler, row.version) from None
+            raise self._conflict(info, item, row.labeler, expected) from None
         self._emit(evt)
         return version
 
@@ -718,6 +818,7 @@ class LabelStore:
         """
         info = self._task(task)
         with self.engine.begin() as conn:
+            info = self._lock_task(conn, info)  # one re-ranking or append at a time
             rows = {r.position: r for r in conn.execute(
                 select(item_t.c.id, item_t.c.position, item_t.c.payload_json, item_t.c.uncertainty)
                 .where(item_t.c.task_id == info.id))}
@@ -730,16 +831,16 @@ class LabelStore:
                 change: dict[str, Any] = {"b_id": row.id}
                 if "prelabel" in pred:
                     pre = pred["prelabel"]
-                    change["prelabel_json"] = _dumps(None if pre is None else check_value(
+                    change["prelabel_json"] = dumps(None if pre is None else check_value(
                         info.schema, pre, _loads(row.payload_json), where=tr("pre-label of item {position}",
                                                                              position=pos)))
                 if "confidence" in pred:
-                    change["confidence"] = _number(pred["confidence"], "confidence", pos)
+                    change["confidence"] = number(pred["confidence"], "confidence", pos)
                 if "uncertainty" in pred or "confidence" in pred:
                     unc = pred.get("uncertainty")
                     if unc is None and change.get("confidence") is not None:
                         unc = 1.0 - change["confidence"]
-                    change["uncertainty"] = _number(unc, "uncertainty", pos)
+                    change["uncertainty"] = number(unc, "uncertainty", pos)
                 changes.append(change)
             for keys in {tuple(sorted(c)) for c in changes}:  # one executemany per shape of change
                 batch = [c for c in changes if tuple(sorted(c)) == keys]
@@ -750,7 +851,7 @@ class LabelStore:
                 ordered = conn.execute(select(item_t.c.id, item_t.c.uncertainty).where(item_t.c.task_id == info.id)
                                        .order_by(item_t.c.position)).all()
                 unc = np.array([r.uncertainty if r.uncertainty is not None else 0.0 for r in ordered])
-                keys = _order_keys("uncertainty", unc, info.seed)
+                keys = order_keys("uncertainty", unc, info.seed)
                 conn.execute(update(item_t).where(item_t.c.id == bindparam("b_id"))
                              .values(order_key=bindparam("b_key")),
                              [{"b_id": r.id, "b_key": int(k)} for r, k in zip(ordered, keys, strict=True)])
@@ -763,7 +864,11 @@ class LabelStore:
     def labeled_rows(self, task: str, *, statuses: Sequence[str] = ("submitted", "accepted"),
                      include_unlabeled: bool = False) -> list[dict[str, Any]]:
         """One dict per label in `statuses` (one per labeler with overlap), by position then labeler; with
-        `include_unlabeled`, items without such a label appear once with labeler and value None."""
+        `include_unlabeled`, items without such a label appear once with labeler and value None.
+
+        "reviewer" and "decision" ("accepted" | "rejected") are the label's latest review, None if never reviewed;
+        the labeler may have changed the label since (then "status" is no longer that decision).
+        """
         info = self._task(task)
         labeled = (select(item_t.c.position, item_t.c.external_id, item_t.c.payload_json, item_t.c.prelabel_json,
                           item_t.c.confidence, ann_t.c.id.label("annotation_id"), ann_t.c.labeler,
@@ -774,15 +879,16 @@ class LabelStore:
                    .where(item_t.c.task_id == info.id).order_by(item_t.c.position, ann_t.c.labeler))
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            reviewer = dict(conn.execute(  # the latest decision on each label (ids grow with time)
-                select(review_t.c.annotation_id, review_t.c.reviewer)
+            latest = {r.annotation_id: (r.reviewer, r.decision) for r in conn.execute(  # ids grow with time
+                select(review_t.c.annotation_id, review_t.c.reviewer, review_t.c.decision)
                 .select_from(review_t.join(ann_t, ann_t.c.id == review_t.c.annotation_id))
-                .where(ann_t.c.task_id == info.id).order_by(review_t.c.id)).all())
+                .where(ann_t.c.task_id == info.id).order_by(review_t.c.id))}
             for r in conn.execute(labeled):
                 out.append({"position": r.position, "external_id": r.external_id,
                             "payload": json.loads(r.payload_json), "prelabel": _loads(r.prelabel_json),
                             "confidence": r.confidence, "annotation_id": r.annotation_id, "labeler": r.labeler,
-                            "reviewer": reviewer.get(r.annotation_id), "value": _loads(r.value_json),
+                            "reviewer": latest.get(r.annotation_id, (None, None))[0],
+                            "decision": latest.get(r.annotation_id, (None, None))[1], "value": _loads(r.value_json),
                             "status": r.status, "comment": r.comment,
                             "version": r.version, "updated_at": r.updated_at})
             if include_unlabeled:
@@ -793,38 +899,10 @@ class LabelStore:
                     out.append({"position": r.position, "external_id": r.external_id,
                                 "payload": json.loads(r.payload_json), "prelabel": _loads(r.prelabel_json),
                                 "confidence": r.confidence, "annotation_id": None, "labeler": None,
-                                "reviewer": None, "value": None,
+                                "reviewer": None, "decision": None, "value": None,
                                 "status": None, "comment": None, "version": 0, "updated_at": None})
                 out.sort(key=lambda row: (row["position"], row["labeler"] is None, row["labeler"] or ""))
         return out
-
-
-def _number(value: Any, what: str, position: int) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise LabelSchemaError(tr("{what}: item {position} has '{value}', not a number", what=what,
-                                  position=position, value=value)) from None
-    if math.isnan(number):  # a model gave no score: unknown
-        return None
-    return number
-
-
-def _order_keys(ordering: str, uncertainty: np.ndarray, seed: int) -> np.ndarray:
-    """Each item's rank (0..n-1) in the task order: as given, highest uncertainty first (ties as given), or one
-    seeded shuffle."""
-    n = len(uncertainty)
-    if ordering == "given":
-        return np.arange(n)
-    if ordering == "uncertainty":
-        order = np.argsort(-uncertainty, kind="stable")
-    else:
-        order = np.random.default_rng(seed).permutation(n)
-    keys = np.empty(n, dtype=np.int64)
-    keys[order] = np.arange(n)
-    return keys
 
 
 def _state(row: Any) -> dict[str, Any]:
@@ -841,11 +919,14 @@ def _annotation_dict(row: Any) -> dict[str, Any]:
 def disagreements(schema: LabelSchema, triples: list[tuple[int, str, Any]]) -> dict[int, float]:
     """item id -> how much its labelers disagree, in [0, 1] (absent = they agree), as the task's agreement view
     measures it (engine/labels/agreement.py: label-set Jaccard, span F1 or box match F1 between labeler pairs)."""
-    from engine.labels.agreement import compute_agreement  # numpy-heavy; only the review screen needs it
+    from engine.labels.agreement import (
+        compute_agreement,  # numpy-heavy; only the review screen needs it
+    )
 
     report = compute_agreement(triples, schema.kind, multi=schema.multi, labels=schema.names)
     return {conflict.item_id: float(conflict.disagreement) for conflict in report.conflicts}
 
 
 __all__ = ["ORDERINGS", "STATUSES", "LabelConflict", "LabelPermissionError", "LabelStore", "LabelStoreError",
-           "disagreements", "open_label_store"]
+           "ann_t", "assign_t", "disagreements", "event_t", "item_t", "metadata", "open_label_store", "review_t",
+           "task_t"]

@@ -7,8 +7,11 @@ task's labels, like a file reader's includes its file: a new, changed or reviewe
 key, which re-runs it and exactly the nodes downstream of it (retrain, predict, re-rank), while unchanged labels
 leave the whole flow cached. A receipt of the export file makes a deleted or edited export be written again.
 
-On its first run the node creates the task; later runs check that the input still shows the same items, add newly
-named labelers and refresh the model's pre-labels (a retrained model re-ranks the rest), never touching labels.
+On its first run the node creates the task; later runs check that the input still shows the same items, append
+the rows the task does not know yet (they take their place in its order), bring the label schema up to date
+(colours, keys, instructions, new labels), add newly named labelers and refresh the model's pre-labels (a retrained
+model re-ranks the rest), never touching labels. Appending items or recolouring labels leaves the label digest as it
+is, so with "drop" the output table and everything downstream stay as they were.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field, model_validator
 
+from assetcenter.labeling import (
+    annotation_digest,
+    open_project_labels,
+    send_label_events,
+)
 from engine.errors import NodeInputError
 from engine.fileio import sha256_text
 from engine.i18n import N_, tr
@@ -29,10 +37,17 @@ from engine.ports import Report, ReportPort, Table
 from engine.runlog import os_user
 from engine.sdk import Context, FingerprintContext, Node, NodeSettings, PortSpec, node
 from nodes.label import outcome
-from nodes.label.items import (IMAGE_KINDS, TEXT_KINDS, Items, image_items, list_images, rename_reserved,
-                                same_payload, table_items)
+from nodes.label.items import (
+    IMAGE_KINDS,
+    TEXT_KINDS,
+    Items,
+    image_items,
+    list_images,
+    rename_reserved,
+    same_payload,
+    table_items,
+)
 from nodes.label.prelabels import Prelabels, prelabels
-from nodes.label.store_extras import accepted_by, project_annotation_digest, project_label_store
 
 Kind = Literal["record", "text", "spans", "image", "boxes"]
 _EXPORT_FILTERS = {"parquet": "Parquet (*.parquet)", "csv": "CSV (*.csv)", "jsonl": "JSON Lines (*.jsonl)",
@@ -125,7 +140,7 @@ class Label(Node):
         """The task's labels as they are now (and the image files): new labels re-run this node and what follows."""
         if ctx.project_dir is None:
             return None
-        parts = [project_annotation_digest(ctx.project_dir, settings.task)]
+        parts = [annotation_digest(ctx.project_dir, settings.task)]
         if settings.kind in IMAGE_KINDS:
             parts += [f"{p.name}={ctx.files.hash(p)}" for p in list_images(ctx.resolve_path(settings.image_folder))]
         return sha256_text(*parts)
@@ -152,17 +167,34 @@ class Label(Node):
             ctx.log.warning(tr("Order by uncertainty needs predictions; without them the items keep their order"))
         ctx.check_cancelled()
         ctx.progress(0.2, tr("opening the label store"))
-        store = project_label_store(ctx.project_dir)
+        try:
+            store = open_project_labels(ctx.project_dir)
+        except LabelStoreError as exc:
+            raise NodeInputError(str(exc)) from None
         try:
             notes = self._sync(store, settings, schema, items, pre, ctx)
             ctx.progress(0.5, tr("reading the labels"))
             table, report = self._results(store, settings, schema, items, notes)
+            self._send_trail(store, ctx)
         finally:
             store.close()
         if settings.export_format != "none":
             ctx.progress(0.9, tr("writing the export"))
             self._export(table, settings, schema, ctx)
         return {"table": table, "report": report}
+
+    @staticmethod
+    def _send_trail(store: LabelStore, ctx: Context) -> None:
+        """Creating, growing or re-ranking a task is labeling work too: its events go to the asset center's audit
+        log now when connected (an unreachable center only delays them: the labeling window sends them later)."""
+        try:
+            sent = send_label_events(store, ctx.project_dir)
+        except Exception as exc:  # noqa: BLE001 - the events stay in the label store
+            ctx.log.warning(tr("The labeling events could not be sent to the asset center yet ({reason}); they are "
+                               "kept and sent later", reason=str(exc)[:300] or type(exc).__name__))
+        else:
+            if sent:
+                ctx.log.info(tr("sent {n} labeling events to the asset center's audit log", n=sent))
 
     # ---- items and the stored task -------------------------------------------------------------------------
 
@@ -200,54 +232,83 @@ class Label(Node):
                 ctx.log.info(tr("created labeling task {task} with {n} items", task=settings.task,
                                 n=len(items.keys)))
                 return []
-        notes = self._check_task(store, settings, schema)
-        stored = self._positions(store, settings.task)
-        missing = [k for k in items.keys if k not in stored]
-        if missing:
-            raise NodeInputError(tr(
-                "Task {task} was created with {n} items; the input has {m} items it does not know (e.g. {first}). "
-                "Items cannot be added to an existing task yet: use a new task name for them", task=settings.task,
-                n=len(stored), m=len(missing), first=missing[0]))
-        for key, payload in zip(items.keys, items.payloads, strict=True):
-            if not same_payload(stored[key][1], payload):
-                raise NodeInputError(tr(
-                    "The input changed since task {task} was created: item {item} no longer shows what was labeled. "
-                    "Restore the input, or use a new task name for the new data", task=settings.task, item=key))
-        gone = len(stored) - len(items.keys)
+        stored = self._stored_items(store, settings.task, items)  # refuse a changed input before writing anything
+        notes = self._check_task(store, settings, schema, who, ctx)
+        new = [i for i, key in enumerate(items.keys) if key not in stored]
+        if new:
+            try:
+                store.add_items(settings.task, [items.payloads[i] for i in new],
+                                external_ids=[items.keys[i] for i in new],
+                                prelabels=[pre.values[i] for i in new] if pre else None,
+                                confidences=[pre.confidences[i] for i in new] if pre else None,
+                                uncertainties=[pre.uncertainties[i] for i in new] if pre else None, added_by=who)
+            except (LabelStoreError, LabelSchemaError) as exc:
+                stored = self._stored_items(store, settings.task, items)
+                if any(items.keys[i] not in stored for i in new):
+                    raise NodeInputError(str(exc)) from None
+                new = []  # another Label node of this task added the same rows at the same moment
+            else:
+                added = tr("added {n} new items to task {task}", n=len(new), task=settings.task)
+                ctx.log.info(added)
+        gone = len(stored) - (len(items.keys) - len(new))
         if gone:
             notes.append(tr("{n} items of the task are no longer in the input; their labels are not in the output",
                             n=gone))
-        new = sorted(set(settings.labelers) - set(store.labelers(settings.task)))
-        if new:
-            store.add_labelers(settings.task, new, added_by=who)
-            ctx.log.info(tr("assigned {names} to task {task}", names=", ".join(new), task=settings.task))
+        people = sorted(set(settings.labelers) - set(store.labelers(settings.task)))
+        if people:
+            store.add_labelers(settings.task, people, added_by=who)
+            ctx.log.info(tr("assigned {names} to task {task}", names=", ".join(people), task=settings.task))
         if pre is not None:
-            changes = {stored[key][0]: pre.of(i) for i, key in enumerate(items.keys)}
-            store.update_predictions(settings.task, changes, by=who)
-            ctx.log.info(tr("refreshed the pre-labels of {n} items", n=len(changes)))
+            changes = {stored[key][0]: pre.of(i) for i, key in enumerate(items.keys) if key in stored}
+            if changes:
+                store.update_predictions(settings.task, changes, by=who)
+                ctx.log.info(tr("refreshed the pre-labels of {n} items", n=len(changes)))
         for note in notes:
             ctx.log.warning(note)
-        return notes
+        return [added, *notes] if new else notes
 
     @staticmethod
-    def _check_task(store: LabelStore, settings: LabelSettings, schema: LabelSchema) -> list[str]:
-        """An existing task keeps its kind and labels (people labeled with them); other differences are noted."""
+    def _check_task(store: LabelStore, settings: LabelSettings, schema: LabelSchema, who: str,
+                    ctx: Context) -> list[str]:
+        """An existing task keeps its kind and labels (people labeled with them) but takes new labels, colours, keys
+        and instructions; other differences are noted."""
         stored = store.schema(settings.task)
-        if (stored.kind, stored.multi, stored.names) != (schema.kind, schema.multi, schema.names):
+        same_shape = (stored.kind, stored.multi) == (schema.kind, schema.multi)
+        if not same_shape or not set(stored.names) <= set(schema.names):
             raise NodeInputError(tr(
-                "Task {task} already exists as a {kind} task with the labels {labels}{multi}; its kind and labels "
-                "cannot change once people label. Set them back, or use a new task name", task=settings.task,
-                kind=stored.kind, labels=", ".join(stored.names),
+                "Task {task} already exists as a {kind} task with the labels {labels}{multi}; its kind cannot change "
+                "and its labels cannot be removed or renamed once people label (new labels can be added). Set them "
+                "back, or use a new task name", task=settings.task, kind=stored.kind, labels=", ".join(stored.names),
                 multi=tr(" (several per item)") if stored.multi else ""))
-        notes = []
         if stored != schema:
-            notes.append(tr("Task {task} keeps the colours, keys and instructions it was created with",
-                            task=settings.task))
+            try:
+                store.update_schema(settings.task, schema, by=who)
+            except (LabelStoreError, LabelSchemaError) as exc:
+                raise NodeInputError(str(exc)) from None
+            added = [name for name in schema.names if name not in stored.names]
+            if added:
+                ctx.log.info(tr("task {task} now shows the labels, colours, keys and instructions set here (new "
+                                "labels: {names})", task=settings.task, names=", ".join(added)))
+            else:
+                ctx.log.info(tr("task {task} now shows the labels, colours, keys and instructions set here",
+                                task=settings.task))
+        notes = []
         summary = store.task_summary(settings.task)
         if (summary["overlap"], summary["ordering"]) != (settings.overlap, settings.ordering):
             notes.append(tr("Task {task} keeps {overlap} labelers per item and the {ordering} order it was created "
                             "with", task=settings.task, overlap=summary["overlap"], ordering=summary["ordering"]))
         return notes
+
+    @classmethod
+    def _stored_items(cls, store: LabelStore, task: str, items: Items) -> dict[str, tuple[int, Any]]:
+        """The task's items by key, once the input's rows that the task has are known to show what was labeled."""
+        stored = cls._positions(store, task)
+        for key, payload in zip(items.keys, items.payloads, strict=True):
+            if key in stored and not same_payload(stored[key][1], payload):
+                raise NodeInputError(tr(
+                    "The input changed since task {task} was created: item {item} no longer shows what was labeled. "
+                    "Restore the input, or use a new task name for the new data", task=task, item=key))
+        return stored
 
     @staticmethod
     def _positions(store: LabelStore, task: str) -> dict[str, tuple[int, Any]]:
@@ -266,7 +327,7 @@ class Label(Node):
         key_of = {r["position"]: r["external_id"] if r["external_id"] is not None else str(r["position"])
                   for r in rows}
         position_of = {key: pos for pos, key in key_of.items()}
-        resolved = outcome.resolve(rows, accepted_by(store, settings.task))
+        resolved = outcome.resolve(rows)
         label_column = exports.label_column(settings.kind, settings.multi)
         frame = outcome.items_frame(items.keys, [position_of.get(k) for k in items.keys], resolved,
                                     rename_reserved(items.frame, label_column))

@@ -40,8 +40,9 @@ def _same(value: dict[str, Any]) -> str:
     return canonical_json(value)
 
 
-def resolve(rows: Iterable[dict[str, Any]], reviewers: dict[int, str]) -> dict[int, Resolved]:
-    """Item position -> its resolved label, from `LabelStore.labeled_rows` (submitted and accepted labels)."""
+def resolve(rows: Iterable[dict[str, Any]]) -> dict[int, Resolved]:
+    """Item position -> its resolved label, from `LabelStore.labeled_rows` (submitted and accepted labels; an
+    accepted label names the reviewer whose latest decision accepted it)."""
     by_item: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         if row["labeler"] is not None and row["value"] is not None:
@@ -56,8 +57,8 @@ def resolve(rows: Iterable[dict[str, Any]], reviewers: dict[int, str]) -> dict[i
             out[position] = Resolved(None, "conflict", who)
             continue
         out[position] = Resolved(chosen[0]["value"], "accepted" if accepted else "submitted", who,
-                                 sorted({reviewers[r["annotation_id"]] for r in accepted
-                                         if r["annotation_id"] in reviewers}))
+                                 sorted({r["reviewer"] for r in accepted
+                                         if r.get("decision") == "accepted" and r.get("reviewer")}))
     return out
 
 

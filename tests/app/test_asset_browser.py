@@ -146,6 +146,29 @@ def test_connection_dialog_tests_the_embedded_store(qtbot, tmp_path, monkeypatch
     assert not (tmp_path / "assetcenter.json").exists()  # nothing half-saved, and never the token
 
 
+def test_connection_dialog_saves_the_shared_label_database_without_a_password(qtbot, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("LEDGERFLOW_HOME", str(tmp_path))
+    for name in ("LEDGERFLOW_ASSETCENTER_HOME", "LEDGERFLOW_ASSETCENTER_URL", "LEDGERFLOW_TOKEN",
+                 "LEDGERFLOW_LABELS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    dialog = AssetSettingsDialog()
+    qtbot.addWidget(dialog)
+    dialog.labels_url.setText("postgresql://labeler:hunter2@db.bank.example/labels")
+    dialog.save()
+    assert not dialog.saved and "password" in dialog.result.text()
+    assert not (tmp_path / "assetcenter.json").exists()
+    dialog.labels_url.setText("postgresql+psycopg://labeler@db.bank.example/labels")
+    dialog.save()
+    assert dialog.saved
+    saved = json.loads((tmp_path / "assetcenter.json").read_text("utf-8"))
+    assert saved["labels_url"] == "postgresql+psycopg://labeler@db.bank.example/labels"
+    reopened = AssetSettingsDialog()
+    qtbot.addWidget(reopened)
+    assert reopened.labels_url.text() == saved["labels_url"]
+
+
 def test_window_dock_connects_only_when_shown(qtbot, tmp_path, monkeypatch):
     from workbench import close, make_window
 

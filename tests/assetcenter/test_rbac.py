@@ -23,17 +23,17 @@ from assetcenter.rbac import (
     require,
 )
 
-PERMISSION_NAMES = ["asset.read", "asset.read_sensitive", "asset.publish", "label.write", "stage.propose",
-                    "stage.approve", "stage.retire", "user.admin", "token.self", "audit.read", "verify"]
+PERMISSION_NAMES = ["asset.read", "asset.read_sensitive", "asset.publish", "label.write", "labeling.record",
+                    "stage.propose", "stage.approve", "stage.retire", "user.admin", "token.self", "audit.read", "verify"]
 # The policy, written by hand: a change to assetcenter.rbac that is not also made here fails the matrix test.
 # Columns follow PERMISSION_NAMES.
 EXPECTED = {
-    #            read sens publ labl prop appr reti usra toks audr veri
-    "viewer":   [1,   0,   0,   0,   0,   0,   0,   0,   1,   0,   0],
-    "labeler":  [1,   0,   0,   1,   0,   0,   0,   0,   1,   0,   0],
-    "analyst":  [1,   1,   1,   1,   1,   0,   0,   0,   1,   0,   0],
-    "approver": [1,   1,   0,   0,   0,   1,   1,   0,   1,   1,   0],
-    "admin":    [1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1],
+    #            read sens publ labl lrec prop appr reti usra toks audr veri
+    "viewer":   [1,   0,   0,   0,   0,   0,   0,   0,   0,   1,   0,   0],
+    "labeler":  [1,   0,   0,   1,   1,   0,   0,   0,   0,   1,   0,   0],
+    "analyst":  [1,   1,   1,   1,   1,   1,   0,   0,   0,   1,   0,   0],
+    "approver": [1,   1,   0,   0,   0,   0,   1,   1,   0,   1,   1,   0],
+    "admin":    [1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1],
 }
 GLOBAL = {"user.admin", "audit.read", "verify"}  # only a "*" binding grants these
 MATRIX = [(role, name, bool(flag)) for role, flags in EXPECTED.items() for name, flag in zip(PERMISSION_NAMES, flags)]

@@ -133,6 +133,8 @@ CASES: dict[tuple[str, str], Callable[[str, Site], tuple[str, dict]]] = {
     ("POST", "/v1/tokens"): lambda c, s: ("/v1/tokens", {"json": {"label": "matrix", "expires_in_days": 1}}),
     ("DELETE", "/v1/tokens/{token_id}"):
         lambda c, s: (f"/v1/tokens/{s.spare.get(c, s.spare['dummy']).split('.')[0]}", {}),
+    ("POST", "/v1/projects/{project}/label-events"):
+        lambda c, s: ("/v1/projects/risk/label-events", {"json": {"source": "0" * 32, "events": []}}),
     ("GET", "/v1/audit"): lambda c, s: ("/v1/audit", {"params": {"limit": 5}}),
     ("POST", "/v1/verify"): lambda c, s: ("/v1/verify", {}),
     ("POST", "/v1/keys/rotate"): lambda c, s: ("/v1/keys/rotate", {}),

@@ -265,7 +265,8 @@ def test_connection_settings_never_hold_the_token(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LEDGERFLOW_HOME", str(tmp_path))
     save_settings(ConnectionSettings(url="https://Assets.Bank.example/", ca_file=None))
-    assert json.loads(settings_path().read_text()) == {"url": "https://assets.bank.example:443", "ca_file": None}
+    assert json.loads(settings_path().read_text()) == {"url": "https://assets.bank.example:443", "ca_file": None,
+                                                       "labels_url": None}
     assert load_settings().url == "https://assets.bank.example:443"
     with pytest.raises(AssetConnectionError, match="No token for the asset center"):
         connect()

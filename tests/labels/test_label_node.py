@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from assetcenter.labeling import open_project_labels as project_label_store
 from engine.graph import Edge
 from engine.labels import exports
 from engine.project import Project
@@ -20,7 +21,6 @@ from engine.testing import NodeFailed, run_node
 from nodes.automl.gbm import LightGBM
 from nodes.automl.predict import Predict
 from nodes.label.label_node import Label
-from nodes.label.store_extras import project_label_store
 
 LABELS = [{"name": "0", "color": "#1f77b4", "hotkey": "1"}, {"name": "1", "color": "#d62728", "hotkey": "2"}]
 RECORD = {"task": "applications", "kind": "record", "id_column": "customer_id", "labels": LABELS,
@@ -117,27 +117,71 @@ def test_record_task_labels_review_and_agreement(tmp_path: Path, credit: pl.Data
 
 def test_existing_task_is_checked_against_the_input(tmp_path: Path, credit: pl.DataFrame):
     _run(tmp_path, RECORD, table=credit.head(20))
-    # a re-sorted input keeps its items (ids tie them), a changed or grown one is refused
+    # a re-sorted input keeps its items (ids tie them), a changed one is refused
     again = _run(tmp_path, RECORD, table=credit.head(20).reverse())["table"]
     assert again["item_id"].to_list() == credit["customer_id"].head(20).reverse().to_list()
     changed = credit.head(20).with_columns(pl.when(pl.col("customer_id") == "C0000004").then(99)
                                            .otherwise(pl.col("age")).alias("age"))
     with pytest.raises(NodeFailed, match="input changed since task applications was created: item C0000004"):
         _run(tmp_path, RECORD, table=changed)
-    with pytest.raises(NodeFailed, match="the input has 5 items it does not know"):
-        _run(tmp_path, RECORD, table=credit.head(25))
-    renamed = [{**LABELS[0], "name": "good"}, LABELS[1]]
-    with pytest.raises(NodeFailed, match="already exists as a record task with the labels 0, 1"):
-        _run(tmp_path, {**RECORD, "labels": renamed}, table=credit.head(20))
-    # cosmetic changes and new labelers are fine: the labelers are assigned, the rest noted
-    recoloured = [{**LABELS[0], "color": "#000000"}, LABELS[1]]
-    out = _run(tmp_path, {**RECORD, "labels": recoloured, "labelers": ["dora"]}, table=credit.head(20))
-    assert any("keeps the colours" in n for n in out["report"].notes)
+    # a changed row is refused even when new rows come with it, and nothing is added then
+    with pytest.raises(NodeFailed, match="item C0000004 no longer shows what was labeled"):
+        _run(tmp_path, RECORD, table=pl.concat([changed, credit.slice(20, 5)]))
     store = project_label_store(tmp_path)
     try:
-        assert store.labelers("applications") == ["dora"]
+        assert store.task_summary("applications")["items"] == 20
     finally:
         store.close()
+    # kind changes and removed or renamed labels are refused
+    renamed = [{**LABELS[0], "name": "good"}, LABELS[1]]
+    with pytest.raises(NodeFailed, match="already exists as a record task with the labels 0, 1; its kind cannot "
+                                         "change and its labels cannot be removed or renamed"):
+        _run(tmp_path, {**RECORD, "labels": renamed}, table=credit.head(20))
+    with pytest.raises(NodeFailed, match="already exists as a record task"):
+        _run(tmp_path, {**RECORD, "labels": LABELS[:1]}, table=credit.head(20))
+    # colours, keys, instructions and new labels reach the task; new labelers are assigned
+    restyled = [{**LABELS[0], "color": "#000000", "hotkey": "z"}, LABELS[1], {"name": "unsure", "color": "#aaaaaa"}]
+    out = _run(tmp_path, {**RECORD, "labels": restyled, "instructions": "Would you lend?", "labelers": ["dora"]},
+               table=credit.head(20))
+    assert not any("keeps the colours" in n for n in out["report"].notes)
+    store = project_label_store(tmp_path)
+    try:
+        schema = store.schema("applications")
+        assert schema.names == ["0", "1", "unsure"] and schema.instructions == "Would you lend?"
+        assert (schema.labels[0].color, schema.labels[0].hotkey) == ("#000000", "z")
+        assert store.labelers("applications") == ["dora"]
+        assert [e["what"] for e in store.events("applications")][-2:] == ["update_schema", "assign"]
+    finally:
+        store.close()
+
+
+def test_new_input_rows_are_added_to_the_task(tmp_path: Path, credit: pl.DataFrame):
+    _run(tmp_path, {**RECORD, "overlap": 2}, table=credit.head(20))
+    store = project_label_store(tmp_path)
+    try:
+        _label(store, "applications", "ann", 3, {"labels": ["1"]})
+        digest = store.annotation_digest("applications")
+    finally:
+        store.close()
+    grown = credit.head(25).sample(fraction=1.0, shuffle=True, seed=1)  # new rows, and in another order
+    out = _run(tmp_path, {**RECORD, "overlap": 2}, table=grown)
+    assert "added 5 new items to task applications" in out["report"].notes
+    table = out["table"]
+    assert table["item_id"].to_list() == grown["customer_id"].to_list()
+    assert table.filter(pl.col("item_id") == "C0000004")["label"].item() == "1"
+    assert table.filter(pl.col("status") == "unlabeled").height == 24
+    store = project_label_store(tmp_path)
+    try:
+        assert store.annotation_digest("applications") == digest  # new items are not new labels
+        summary = store.task_summary("applications")
+        assert (summary["items"], summary["complete_items"]) == (25, 0)
+        added = {store.item("applications", pos)["external_id"] for pos in range(20, 25)}
+        assert added == set(credit["customer_id"].slice(20, 5).to_list())
+        assert store.events("applications")[-1]["what"] == "add_items"
+    finally:
+        store.close()
+    # a second run with the same rows adds nothing
+    assert not any("added" in n for n in _run(tmp_path, {**RECORD, "overlap": 2}, table=grown)["report"].notes)
 
 
 # ------------------------------------------------------------------------------------------------ pre-labels
@@ -423,3 +467,55 @@ def test_label_retrain_rerank_loop_reruns_only_what_labels_affect(tmp_path: Path
         rewritten = s.run()
         assert rewritten.executed == [label]  # the export is written again; its table is unchanged, GBM cached
         assert (project.directory / "labels.parquet").is_file()
+
+
+def test_appended_input_rows_keep_unchanged_downstream_cached(tmp_path: Path, credit: pl.DataFrame):
+    """Read (a CSV that grows) -> Label (drop) -> Filter, and an unrelated Read -> Filter. New rows re-run what
+    reads them (cache keys follow upstream keys) and change no label, so the next run is fully cached: the Label
+    node's label digest did not move when it added the rows. The unrelated branch never re-runs."""
+    csv = tmp_path / "applications.csv"
+    credit.head(30).write_csv(csv)
+    project = Project.new(tmp_path / "proj", "Growing input")
+    g = project.graph
+    read = g.add_node("io.read_csv", {"path": str(csv)}, title="Read").id
+    label = g.add_node("label.label", {**RECORD, "fields": [], "unlabeled": "drop"}, title="Label").id
+    keep = g.add_node("label.label", {**RECORD, "fields": []}, title="All items").id
+    adults = g.add_node("features.filter", {"condition": "age >= 30"}, title="Filter").id
+    other_csv = tmp_path / "other.csv"
+    credit.slice(100, 50).write_csv(other_csv)
+    other = g.add_node("io.read_csv", {"path": str(other_csv)}, title="Other").id
+    other_filter = g.add_node("features.filter", {"condition": "age >= 30"}, title="Other filter").id
+    g.add_edge(Edge(other, "table", other_filter, "table"))
+    g.add_edge(Edge(read, "table", label, "table"))
+    g.add_edge(Edge(read, "table", keep, "table"))
+    g.add_edge(Edge(label, "table", adults, "table"))
+    project.save()
+    with Session(project) as s:
+        assert s.run().ok
+        store = project_label_store(project.directory)
+        try:
+            for pos in range(6):
+                _label(store, "applications", "ann", pos, {"labels": [str(pos % 2)]})
+        finally:
+            store.close()
+        labeled = s.run()
+        assert labeled.ok and set(labeled.executed) == {label, keep, adults}
+        before = s.output(label, "table")
+        credit.head(40).write_csv(csv)  # ten new applications arrive
+        grown = s.run()
+        assert grown.ok, {n: r.error for n, r in grown.nodes.items()}
+        assert set(grown.executed) == {read, label, keep, adults}
+        assert s.output(label, "table").equals(before)  # no new labels: the same labeled table
+        everything = s.output(keep, "table")
+        assert everything.height == 40 and everything["item_id"].to_list() == credit["customer_id"].head(40).to_list()
+        assert everything["status"].to_list() == ["submitted"] * 6 + ["unlabeled"] * 34
+        assert s.run().executed == []  # adding the rows changed no label: nothing runs again
+        store = project_label_store(project.directory)
+        try:
+            assert store.task_summary("applications")["items"] == 40
+            _label(store, "applications", "ann", 35, {"labels": ["1"]})  # a new application gets its label
+        finally:
+            store.close()
+        relabeled = s.run()
+        assert set(relabeled.executed) == {label, keep, adults}
+        assert s.output(label, "table")["item_id"].to_list()[-1] == credit["customer_id"][35]

@@ -8,8 +8,14 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from engine.labels.schema import LabelSchema, LabelSchemaError, check_value
-from engine.labels.store import (LabelConflict, LabelPermissionError, LabelStore, LabelStoreError, item_t,
-                                 open_label_store)
+from engine.labels.store import (
+    LabelConflict,
+    LabelPermissionError,
+    LabelStore,
+    LabelStoreError,
+    item_t,
+    open_label_store,
+)
 
 
 @pytest.fixture(scope="module")

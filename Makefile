@@ -51,9 +51,11 @@ bench: venv
 bench-anchors:
 	test -x .venv-anchors/bin/pip || $(PYTHON) -m venv .venv-anchors
 	.venv-anchors/bin/pip install --quiet --disable-pip-version-check -r bench/anchors/requirements.txt
+	test -x .venv-labelstudio/bin/pip || $(PYTHON) -m venv .venv-labelstudio
+	.venv-labelstudio/bin/pip install --quiet --disable-pip-version-check -r bench/anchors/requirements-labelstudio.txt
 
 lock: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) .venv-anchors out .pytest_cache
+	rm -rf $(VENV) .venv-anchors .venv-labelstudio out .pytest_cache

@@ -25,9 +25,7 @@ _GOOD, _FAIR, _POOR = "#dff3e4", "#fff4d1", "#fde3e0"
 def task_agreement(store: LabelStore, task: str) -> AgreementReport:
     """Agreement over the task's submitted and accepted labels, items keyed by position, as the Label node does."""
     schema = store.schema(task)
-    rows = store.labeled_rows(task)
-    return compute_agreement([(r["position"], r["labeler"], r["value"]) for r in rows if r["labeler"]],
-                             schema.kind, multi=schema.multi, labels=schema.names)
+    return compute_agreement(store.label_values(task), schema.kind, multi=schema.multi, labels=schema.names)
 
 
 def number_text(value: float | None) -> str:
@@ -128,6 +126,17 @@ class AgreementView(QtWidgets.QWidget):
         report = task_agreement(store, task)
         summary = store.task_summary(task)
         self.set_report(task, report, summary)
+
+    def show_pending(self, task: str) -> None:
+        """The page while the window computes the task's agreement (set_report follows)."""
+        self.task, self.report = task, None
+        self.title.setText(tr("Agreement: {task}", task=task))
+        self.headline.setText(tr("Computing the agreement of every label…"))
+        self.facts.setText("")
+        for table in (self.per_label, self.per_labeler):
+            table.clear()
+            table.setRowCount(0)
+        self.notes.setVisible(False)
 
     def set_report(self, task: str, report: AgreementReport, summary: dict[str, Any]) -> None:
         self.task, self.report = task, report

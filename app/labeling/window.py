@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from assetcenter.labeling import (
 )
 from engine.errors import LedgerflowError
 from engine.i18n import N_, tr
+from engine.labels.agreement import AgreementReport
 from engine.labels.schema import LabelSchema
 from engine.labels.store import (
     LabelConflict,
@@ -568,6 +570,13 @@ class TaskList(QtWidgets.QWidget):
 _ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 
+class _AgreementRelay(QtCore.QObject):
+    """Carries an agreement computed on a worker thread back to the GUI thread: (task, label digest, report or
+    the reason it failed)."""
+
+    done = QtCore.Signal(str, str, object)
+
+
 class LabelingWindow(QtWidgets.QMainWindow):
     """The task list, the item page, the review page and the agreement view of one project, for one person (who
     labels, or reviews other people's labels: never their own)."""
@@ -580,7 +589,11 @@ class LabelingWindow(QtWidgets.QMainWindow):
         self._own_store = store is None
         self.forwarder: LabelAuditForwarder | None = None
         self._store_problem = self._trail_problem = ""
-        self._agreement_cache: dict[str, tuple[str, str]] = {}  # task -> (annotation digest, agreement headline)
+        self._agreement_cache: dict[str, tuple[str, AgreementReport]] = {}  # task -> (label digest, agreement)
+        self._computing: set[tuple[str, str]] = set()
+        self._agreement_task = ""
+        self._relay = _AgreementRelay(self)
+        self._relay.done.connect(self._on_agreement, QtCore.Qt.ConnectionType.QueuedConnection)
         self.store = store if store is not None else self._open_store()
         self.setWindowTitle(tr("Labeling — {project} — Ledgerflow", project=self.project_dir.name))
         self.resize(1360, 860)
@@ -665,20 +678,59 @@ class LabelingWindow(QtWidgets.QMainWindow):
             summary["agreement"] = tr("n/a")
             summary["agreement_tip"] = tr("Each item is labeled by one person, so there is no agreement to measure.")
         else:
-            digest = self.store.annotation_digest(name)  # changes with every save and review: recompute only then
-            cached = self._agreement_cache.get(name)
-            if cached is None or cached[0] != digest:
-                cached = self._agreement_cache[name] = (digest, headline_text(task_agreement(self.store, name)))
-            summary["agreement"] = cached[1]
+            report = self._agreement(name)
+            summary["agreement"] = headline_text(report) if report is not None else tr("computing…")
         return summary
+
+    def _agreement(self, name: str) -> AgreementReport | None:
+        """The task's agreement when known for its labels as they are now; else None, and it is computed on a
+        worker thread (at 100,000 items it reads every label for seconds) and the pages showing it are refreshed
+        when it arrives."""
+        assert self.store is not None
+        digest = self.store.annotation_digest(name)  # changes with every save and review
+        cached = self._agreement_cache.get(name)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        if (name, digest) not in self._computing:
+            self._computing.add((name, digest))
+            store = self.store
+
+            def work() -> None:
+                try:
+                    result: Any = task_agreement(store, name)
+                except Exception as exc:  # noqa: BLE001 - shown where the figure would be
+                    result = str(exc) or type(exc).__name__
+                self._relay.done.emit(name, digest, result)
+
+            threading.Thread(target=work, name="label-agreement", daemon=True).start()
+        return None
+
+    def agreements_pending(self) -> bool:
+        """True while an agreement is being computed (screenshots and tests wait for it)."""
+        return bool(self._computing)
+
+    def _on_agreement(self, name: str, digest: str, result: Any) -> None:
+        self._computing.discard((name, digest))
+        if isinstance(result, str):
+            self.statusBar().showMessage(tr("Agreement of {task} could not be computed: {reason}", task=name,
+                                            reason=result), 15000)
+            return
+        self._agreement_cache[name] = (digest, result)
+        current = self.stack.currentWidget()
+        if current is self.tasks:
+            self.show_tasks()
+        elif current is self.review and self.review.task == name:
+            self.review.agreement_button.setText(tr("Agreement: {headline}", headline=headline_text(result)))
+        elif current is self.agreement and self._agreement_task == name and self.store is not None:
+            self.agreement.set_report(name, result, self.store.task_summary(name))
 
     def open_review(self, name: str) -> bool:
         """The task's review page, as the reviewer (this window's person); False with the reason shown otherwise."""
         if self.store is None:
             return False
         try:
-            agreement = headline_text(task_agreement(self.store, name))
-            self.review.open_task(self.store, name, agreement)
+            report = self._agreement(name)
+            self.review.open_task(self.store, name, headline_text(report) if report is not None else "")
         except LedgerflowError as exc:
             self._cannot_open(str(exc))
             return False
@@ -691,10 +743,15 @@ class LabelingWindow(QtWidgets.QMainWindow):
         if self.store is None:
             return False
         try:
-            self.agreement.show_task(self.store, name)
+            report = self._agreement(name)
+            if report is None:
+                self.agreement.show_pending(name)
+            else:
+                self.agreement.set_report(name, report, self.store.task_summary(name))
         except LedgerflowError as exc:
             self._cannot_open(str(exc))
             return False
+        self._agreement_task = name
         self.stack.setCurrentWidget(self.agreement)
         self.agreement.setFocus()
         return True
@@ -783,8 +840,14 @@ def run_labeling(project: str | None = None, *, task: str | None = None, lang: s
         print(window.statusBar().currentMessage(), file=sys.stderr)
         exit_code = 2
 
+    waited = [0]
+
     def take_screenshot() -> None:
         nonlocal exit_code
+        if window.agreements_pending() and waited[0] < 150:  # the figures, not "computing…", up to 30 s
+            waited[0] += 1
+            QtCore.QTimer.singleShot(200, take_screenshot)
+            return
         window.activateWindow()
         QtWidgets.QApplication.processEvents()
         target = Path(screenshot).expanduser()  # type: ignore[arg-type]

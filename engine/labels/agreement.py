@@ -30,6 +30,7 @@ is 1.0), F1/IoU when neither labeler marked anything of that label, and every fi
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -243,7 +244,7 @@ def _pair_cohen(votes: dict[Hashable, dict[str, Hashable]], a: str, b: str) -> t
 
 def _mean(values: Iterable[float | None]) -> float | None:
     defined = [v for v in values if v is not None]
-    return float(np.mean(defined)) if defined else None
+    return math.fsum(defined) / len(defined) if defined else None  # plain floats: np.mean costs µs per call
 
 
 def _per_labeler(pairs: dict[tuple[str, str], float | None], labelers: list[str]) -> dict[str, float | None]:
@@ -308,8 +309,8 @@ def _set_agreement(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def _pairwise_share(votes: dict[str, Any], similarity) -> float:
-    pairs = list(itertools.combinations(sorted(votes), 2))
-    return float(np.mean([similarity(votes[a], votes[b]) for a, b in pairs]))
+    shares = [similarity(votes[a], votes[b]) for a, b in itertools.combinations(sorted(votes), 2)]
+    return math.fsum(shares) / len(shares)
 
 
 # ---------------------------------------------------------------- spans and boxes

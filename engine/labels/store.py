@@ -861,6 +861,18 @@ class LabelStore:
 
     # ---- export ------------------------------------------------------------------------------------------------
 
+    def label_values(self, task: str, statuses: Sequence[str] = ("submitted", "accepted"),
+                     ) -> list[tuple[int, str, Any]]:
+        """(position, labeler, value) of every label in `statuses`: what agreement needs, without the payloads
+        (reading 200,000 labels this way takes a fraction of labeled_rows' time)."""
+        info = self._task(task)
+        query = (select(item_t.c.position, ann_t.c.labeler, ann_t.c.value_json)
+                 .select_from(ann_t.join(item_t, item_t.c.id == ann_t.c.item_id))
+                 .where(ann_t.c.task_id == info.id, ann_t.c.status.in_(tuple(statuses)))
+                 .order_by(item_t.c.position, ann_t.c.labeler))
+        with self.engine.connect() as conn:
+            return [(r.position, r.labeler, _loads(r.value_json)) for r in conn.execute(query)]
+
     def labeled_rows(self, task: str, *, statuses: Sequence[str] = ("submitted", "accepted"),
                      include_unlabeled: bool = False) -> list[dict[str, Any]]:
         """One dict per label in `statuses` (one per labeler with overlap), by position then labeler; with

@@ -57,6 +57,7 @@ def open_window(qtbot, folder, store, who: str) -> LabelingWindow:
     win.resize(1300, 850)
     win.show()
     qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: not win.agreements_pending(), timeout=30_000)  # computed on a worker thread
     return win
 
 
@@ -237,6 +238,7 @@ def test_agreement_view_shows_compute_agreements_figures(team, qtbot):
     win.tasks.agreement_button.click()
     view = win.agreement
     assert win.stack.currentWidget() is view
+    qtbot.waitUntil(lambda: not win.agreements_pending(), timeout=30_000)
     report = compute_agreement([(r["position"], r["labeler"], r["value"]) for r in store.labeled_rows("loans")],
                                "record", labels=["approve", "review", "decline"])
     kappa, share = report.measures["kappa"], report.measures["agreement"]

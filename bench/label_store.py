@@ -143,6 +143,13 @@ def main() -> dict:
         print(f"{'':<44} create_task of 100k items with pre-labels: {create_s:.2f} s (bulk insert), "
               f"SQLite labels.db (WAL)", flush=True)
         results["export_s"] = export_s
+        store = open_label_store(folder)
+        t0 = time.perf_counter()  # what the review page reads when it opens: every label waiting, ranked
+        waiting = store.review_queue("shared", payloads=False)
+        results["review_queue_s"] = time.perf_counter() - t0
+        store.close()
+        print(f"{'':<44} review queue of {len(waiting):,} waiting labels, ranked by disagreement: "
+              f"{results['review_queue_s']:.2f} s (no target; the review page's open)", flush=True)
         results["label_studio"] = label_studio_anchor(folder, texts, confidences, results, len(rows))
         return results
     finally:

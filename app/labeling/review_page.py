@@ -295,7 +295,7 @@ class ReviewPage(QtWidgets.QWidget):
                                       tr("Agreement…"))
         self._events, self._last_event, self._image_path = {}, 0, None
         self.banner.show_message("")
-        self.queue = store.review_queue(task)
+        self.queue = store.review_queue(task, payloads=False)
         self._update_progress()
         if self.queue:
             self._show(0)
@@ -330,6 +330,10 @@ class ReviewPage(QtWidgets.QWidget):
     def _show(self, index: int, chosen: int | None = None) -> None:
         self.index = index
         entry = self.queue[index]
+        if "payload" not in entry:  # the queue is read without payloads; each item's is read as it is shown
+            assert self.store is not None
+            item = self.store.item(self.task, entry["position"])
+            entry.update(payload=item["payload"], prelabel=item["prelabel"], confidence=item["confidence"])
         anns = entry["annotations"]
         if chosen is None:  # the first label still waiting that this reviewer may decide on
             waiting = [i for i, a in enumerate(anns) if a["status"] == "submitted" and a["labeler"] != self.reviewer]
@@ -654,7 +658,7 @@ class ReviewPage(QtWidgets.QWidget):
         """A label changed meanwhile: say who and when, reload the queue, stay on the same item where possible."""
         assert self.store is not None
         item_id = (self.entry or {}).get("item_id")
-        self.queue = self.store.review_queue(self.task)
+        self.queue = self.store.review_queue(self.task, payloads=False)
         self._update_progress()
         ids = [e["item_id"] for e in self.queue]
         if item_id in ids:

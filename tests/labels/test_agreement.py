@@ -245,3 +245,23 @@ def test_report_is_json_serialisable():
     assert data["primary"] == "kappa"
     assert data["measures"]["kappa"]["overall"] == pytest.approx(43 / 148)
     assert data["conflicts"][0]["item_id"] == "i4"
+
+
+@pytest.mark.parametrize("kind", ["text", "spans", "boxes"])
+def test_item_disagreements_match_the_reports_conflicts(kind):
+    """The review queue's fast ordering gives each item the disagreement the full report's conflicts give it."""
+    from engine.labels.agreement import item_disagreements
+
+    values = {
+        "text": [{"labels": ["fees"]}, {"labels": ["fraud"]}, {"labels": ["fees"]}],
+        "spans": [{"spans": [{"start": 0, "end": 4, "label": "P"}]}, {"spans": [{"start": 0, "end": 5, "label": "P"}]},
+                  {"spans": []}],
+        "boxes": [{"boxes": [{"x": 0, "y": 0, "w": 10, "h": 10, "label": "sig"}]},
+                  {"boxes": [{"x": 1, "y": 1, "w": 10, "h": 10, "label": "sig"}]},
+                  {"boxes": [{"x": 50, "y": 50, "w": 5, "h": 5, "label": "sig"}]}],
+    }[kind]
+    triples = [(item, who, values[(item + i) % 3]) for item in range(6) for i, who in enumerate(["a", "b", "c"][:2 + item % 2])]
+    report = compute_agreement(triples, kind)
+    fast = item_disagreements(triples, kind)
+    assert fast == {c.item_id: c.disagreement for c in report.conflicts}
+    assert fast  # the fixture has disagreeing items

@@ -10,7 +10,9 @@ from typing import ClassVar
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.labeling.text_view import tint
+from app.labeling.image_view import ImageView
+from app.labeling.record_view import RecordView
+from app.labeling.text_view import TextView, tint
 from engine.i18n import N_, tr
 from engine.labels.schema import LabelSchema
 
@@ -39,6 +41,18 @@ def back_and_title(page: QtWidgets.QWidget) -> tuple[QtWidgets.QPushButton, QtWi
     big.setBold(True)
     title.setFont(big)
     return back, title
+
+
+def item_views(font: QtGui.QFont) -> tuple[RecordView, TextView, ImageView, QtWidgets.QLabel,
+                                            QtWidgets.QStackedWidget]:
+    """The ways an item is shown (record cards, text, image) and the "nothing left" message, in one stack."""
+    record, text, image = RecordView(), TextView(), ImageView()
+    done = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+    done.setFont(font)
+    stack = QtWidgets.QStackedWidget()
+    for view in (record, text, image, done):
+        stack.addWidget(view)
+    return record, text, image, done, stack
 
 
 def panel_browser() -> QtWidgets.QTextBrowser:

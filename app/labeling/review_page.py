@@ -29,13 +29,12 @@ from app.labeling.controls import (
     ReasonDialog,
     Suggestion,
     back_and_title,
+    item_views,
     page_layout,
     panel_browser,
     side_column,
 )
-from app.labeling.image_view import ImageView
-from app.labeling.record_view import RecordView
-from app.labeling.text_view import TextView, tint
+from app.labeling.text_view import tint
 from engine.errors import LedgerflowError
 from engine.i18n import N_, tr
 from engine.labels.schema import LabelSchema
@@ -249,14 +248,8 @@ class ReviewPage(QtWidgets.QWidget):
         where_row.addWidget(self.badge)
         self.showing = QtWidgets.QLabel()  # spans and boxes: whose marks are drawn on the item
         self.showing.setStyleSheet("QLabel{color:#173a7a;font-weight:bold}")
-        self.record_view = RecordView()
-        self.text_view = TextView()
-        self.image_view = ImageView()
-        self.done_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.done_label.setFont(self.title.font())
-        self.views = QtWidgets.QStackedWidget()
-        for view in (self.record_view, self.text_view, self.image_view, self.done_label):
-            self.views.addWidget(view)
+        (self.record_view, self.text_view, self.image_view, self.done_label,
+         self.views) = item_views(self.title.font())
         self.buttons = ReviewButtons()
         self.buttons.previous.clicked.connect(self.previous)
         self.buttons.next.clicked.connect(self.next)

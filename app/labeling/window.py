@@ -29,15 +29,13 @@ from app.labeling.controls import (
     SkipDialog,
     Suggestion,
     back_and_title,
+    item_views,
     page_layout,
     panel_browser,
     shortcuts_html,
     side_column,
 )
-from app.labeling.image_view import ImageView
-from app.labeling.record_view import RecordView
 from app.labeling.review_page import ReviewPage
-from app.labeling.text_view import TextView
 from assetcenter.labeling import (
     LabelAuditForwarder,
     audit_forwarder,
@@ -111,14 +109,8 @@ class ItemPage(QtWidgets.QWidget):
         self.banner = Banner()
         self.where = QtWidgets.QLabel()
         self.where.setStyleSheet("color:#5b6575")
-        self.record_view = RecordView()
-        self.text_view = TextView()
-        self.image_view = ImageView()
-        self.done_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.done_label.setFont(self.title.font())
-        self.views = QtWidgets.QStackedWidget()
-        for view in (self.record_view, self.text_view, self.image_view, self.done_label):
-            self.views.addWidget(view)
+        (self.record_view, self.text_view, self.image_view, self.done_label,
+         self.views) = item_views(self.title.font())
         for view in (self.text_view, self.image_view):
             view.changed.connect(self._on_view_changed)
             view.message.connect(lambda text: self.banner.show_message(text, "info"))

@@ -2,10 +2,8 @@
 (reject -> relabel -> accept, maker-checker), the audit trail and the export rows; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from engine.labels.schema import LabelSchema, LabelSchemaError, check_value
 from engine.labels.store import (
@@ -16,24 +14,6 @@ from engine.labels.store import (
     item_t,
     open_label_store,
 )
-
-
-@pytest.fixture(scope="module")
-def pg_engine(module_pg_url):
-    engine = create_engine(module_pg_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    """A store with a project of its own (on PostgreSQL the module shares one database between tests)."""
-    if request.param == "sqlite":
-        st = open_label_store(tmp_path / ".ledgerflow")
-        yield st
-        st.close()
-    else:
-        yield LabelStore(request.getfixturevalue("pg_engine"), project="p_" + secrets.token_hex(4))
 
 
 def texts(n: int) -> list[dict]:

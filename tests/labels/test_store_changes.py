@@ -3,11 +3,9 @@ the Label node caches on, the latest review decision in the export rows and the 
 and PostgreSQL."""
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from engine.labels.schema import LabelSchemaError
 from engine.labels.store import LabelStore, LabelStoreError, item_t, open_label_store
@@ -17,21 +15,6 @@ SCHEMA = {"kind": "text", "instructions": "Is the complaint about fees?",
                      {"name": "other", "color": "#1f77b4", "hotkey": "2"}]}
 
 
-@pytest.fixture(scope="module")
-def pg_engine(module_pg_url):
-    engine = create_engine(module_pg_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        st = open_label_store(tmp_path / ".ledgerflow")
-        yield st
-        st.close()
-    else:
-        yield LabelStore(request.getfixturevalue("pg_engine"), project="p_" + secrets.token_hex(4))
 
 
 def texts(n: int, start: int = 0) -> list[dict]:

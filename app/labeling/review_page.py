@@ -14,8 +14,10 @@ reloads.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -196,6 +198,12 @@ def review_keys_html() -> str:
     return f"<table>{cells}</table>"
 
 
+class _QueueRelay(QtCore.QObject):
+    """Carries a review queue read on a worker thread back to the GUI thread: (generation, queue or reason)."""
+
+    done = QtCore.Signal(int, object)
+
+
 class ReviewPage(QtWidgets.QWidget):
     """The review queue of one task, one item at a time, for one reviewer."""
 
@@ -214,6 +222,9 @@ class ReviewPage(QtWidgets.QWidget):
         self.index = -1
         self.chosen = 0  # which labeler's card is picked
         self.cards: list[LabelerCard] = []
+        self._loading = self._loaded = 0  # generations of the queue asked for and received
+        self._relay = _QueueRelay(self)
+        self._relay.done.connect(self._on_queue, QtCore.Qt.ConnectionType.QueuedConnection)
         self._events: dict[int, list[dict[str, Any]]] = {}
         self._last_event = 0
         self._image_path: str | None = None  # the scan on screen: same scan, other labeler -> keep the zoom
@@ -288,8 +299,40 @@ class ReviewPage(QtWidgets.QWidget):
                                       tr("Agreement…"))
         self._events, self._last_event, self._image_path = {}, 0, None
         self.banner.show_message("")
-        self.queue = store.review_queue(task, payloads=False)
+        self.queue, self.index = [], -1
         self._update_progress()
+        self._loading += 1
+        generation = self._loading
+        self.done_label.setText(tr("Reading the labels waiting for review…"))
+        self.views.setCurrentWidget(self.done_label)
+        for widget in (self.badge, self.showing):
+            widget.setVisible(False)
+        self._set_enabled(False)
+
+        def work() -> None:  # at 100,000 waiting labels the queue takes seconds: never on the GUI thread
+            try:
+                result: Any = store.review_queue(task, payloads=False)
+            except Exception as exc:  # noqa: BLE001 - shown on the page
+                result = str(exc) or type(exc).__name__
+            with contextlib.suppress(RuntimeError):  # the page was closed meanwhile
+                self._relay.done.emit(generation, result)
+
+        threading.Thread(target=work, name="review-queue", daemon=True).start()
+
+    @property
+    def loading(self) -> bool:
+        """True until the queue opened last has been read (tests and screenshots wait for it)."""
+        return self._loaded != self._loading
+
+    def _on_queue(self, generation: int, result: Any) -> None:
+        if generation != self._loading:  # another task was opened since
+            return
+        self._loaded = generation
+        if isinstance(result, str):
+            self._show_done()
+            self.done_label.setText(tr("The review queue could not be read: {reason}", reason=result))
+            return
+        self.queue = result
         if self.queue:
             self._show(0)
         else:

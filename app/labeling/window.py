@@ -10,6 +10,7 @@ under 50 ms at 100,000 items), and doing them in order keeps version numbers and
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import sys
@@ -692,7 +693,8 @@ class LabelingWindow(QtWidgets.QMainWindow):
                     result: Any = task_agreement(store, name)
                 except Exception as exc:  # noqa: BLE001 - shown where the figure would be
                     result = str(exc) or type(exc).__name__
-                self._relay.done.emit(name, digest, result)
+                with contextlib.suppress(RuntimeError):  # the window was closed meanwhile
+                    self._relay.done.emit(name, digest, result)
 
             threading.Thread(target=work, name="label-agreement", daemon=True).start()
         return None
@@ -836,7 +838,7 @@ def run_labeling(project: str | None = None, *, task: str | None = None, lang: s
 
     def take_screenshot() -> None:
         nonlocal exit_code
-        if window.agreements_pending() and waited[0] < 150:  # the figures, not "computing…", up to 30 s
+        if (window.agreements_pending() or window.review.loading) and waited[0] < 150:  # the figures, up to 30 s
             waited[0] += 1
             QtCore.QTimer.singleShot(200, take_screenshot)
             return

@@ -61,6 +61,12 @@ def open_window(qtbot, folder, store, who: str) -> LabelingWindow:
     return win
 
 
+def opened(qtbot, win, opening: bool = True) -> bool:
+    """The review page's queue is read on a worker thread: wait until it is shown."""
+    qtbot.waitUntil(lambda: not win.review.loading, timeout=30_000)
+    return opening
+
+
 def press(qtbot, page, *keys) -> None:
     """Keys go to whatever has focus in the page's window, as a reviewer's would (offscreen, a closed dialog can
     stay the "active window" for a while, so the window's own focus widget is asked)."""
@@ -115,6 +121,10 @@ def test_review_reject_relabel_accept(team, qtbot):
     assert tree.topLevelItem(0).text(6) == headline_text(report) == f"Cohen's kappa {report.headline.overall:.2f}"
 
     win.tasks.review_button.click()
+    # the queue is read on a worker thread (seconds at 100,000 waiting labels): the page says so meanwhile
+    assert win.review.loading and win.review.views.currentWidget() is win.review.done_label
+    assert win.review.done_label.text() == "Reading the labels waiting for review…"
+    opened(qtbot, win)
     page = win.review
     assert win.stack.currentWidget() is page and page.progress.text.text() == "0 of 7 labels reviewed"
     # the disagreeing item first, with its badge, both labels side by side, the comment and the model's suggestion
@@ -181,7 +191,7 @@ def test_review_reject_relabel_accept(team, qtbot):
     press(qtbot, labeling, "2", Key.Key_Return)
 
     # the reviewer reloads: the relabeled items are back in the queue, and are accepted
-    assert win.open_review("loans")
+    assert opened(qtbot, win, win.open_review("loans"))
     assert [e["position"] for e in page.queue] == [1, 2, 3] and page.badge.text() == "Labelers agree"
     assert page.chosen == 0 and page.cards[0].ann["value"] == {"labels": ["decline"]}
     press(qtbot, page, "a")
@@ -196,7 +206,7 @@ def test_maker_checker_and_a_label_changed_meanwhile(team, qtbot):
     win = open_window(qtbot, folder, store, "ann")  # ann labels, and is asked to review too
     asked: list[str] = []
     win.review.ask_reject_reason = lambda who: asked.append(who) or "no"
-    assert win.open_review("loans")
+    assert opened(qtbot, win, win.open_review("loans"))
     page = win.review
     assert page.entry["position"] == 1 and page.chosen == 1  # bob's label is offered first, not her own
     assert "(your own label)" in page.cards[0].head.text()
@@ -212,7 +222,7 @@ def test_maker_checker_and_a_label_changed_meanwhile(team, qtbot):
 
     # rita's screen shows bob's item-0 label; bob changes it before she decides
     rita = open_window(qtbot, folder, store, REVIEWER)
-    assert rita.open_review("loans")
+    assert opened(qtbot, rita, rita.open_review("loans"))
     review = rita.review
     assert review.entry["position"] == 1 and review.chosen == 0
     press(qtbot, review, "n")
@@ -256,6 +266,7 @@ def test_agreement_view_shows_compute_agreements_figures(team, qtbot):
         assert view.cell(view.per_labeler, who, "Share of agreeing labeler pairs").data(VALUE_ROLE) == \
             pytest.approx(share.per_labeler[who], abs=1e-4) == pytest.approx(2 / 3, abs=1e-4)
     qtbot.keyClick(view, Key.Key_R)  # R: on to the review page
+    opened(qtbot, win)
     assert win.stack.currentWidget() is win.review
     win.show_agreement("loans")
     qtbot.keyClick(view, Key.Key_Escape)
@@ -274,7 +285,7 @@ def test_spans_review_shows_each_labelers_marks(tmp_path, qtbot):
         store.save("complaints", item_id, "ann", {"spans": first}, 0)
         store.save("complaints", item_id, "bob", {"spans": second}, 0)
         win = open_window(qtbot, tmp_path, store, REVIEWER)
-        assert win.open_review("complaints")
+        assert opened(qtbot, win, win.open_review("complaints"))
         page = win.review
         assert page.views.currentWidget() is page.text_view and page.text_view.text == text
         assert page.text_view.spans() == first and len(page.text_view.editor.extraSelections()) == 2

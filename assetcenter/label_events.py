@@ -25,6 +25,7 @@ from sqlalchemy import insert, select, update
 from assetcenter import db
 from assetcenter.rbac import Permission, Principal, require
 from assetcenter.service import PROJECT_RE, AssetError, _check, now_iso
+from engine.fileio import canonical_json
 from engine.i18n import tr
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 MAX_EVENTS = 500  # per request
 SOURCE_PATTERN = r"^[0-9a-f]{32}$"
 _SHA = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-_SUMMARY_LIMIT = 2000  # characters of canonical JSON
+SUMMARY_LIMIT = 2000  # characters of canonical JSON
 
 
 def _text(max_length: int, min_length: int = 0) -> Any:
@@ -63,9 +64,9 @@ class LabelEvent(BaseModel):
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        text = json.dumps(value, ensure_ascii=False)
-        if len(text) > _SUMMARY_LIMIT:
-            raise ValueError(tr("summary: at most {n} characters of JSON", n=_SUMMARY_LIMIT))
+        text = canonical_json(value)  # as the sender measures it: a summary it sends is never refused for size
+        if len(text) > SUMMARY_LIMIT:
+            raise ValueError(tr("summary: at most {n} characters of JSON", n=SUMMARY_LIMIT))
         if "\\u0000" in json.dumps(value):  # a NUL in any key or string: no backend can store it
             raise ValueError(tr("text must not contain NUL characters"))
         return value
@@ -141,5 +142,5 @@ def record(center: AssetCenter, who: Principal, project: str, batch: LabelEvents
     return {"recorded": recorded, "last_id": cursor}
 
 
-__all__ = ["MAX_EVENTS", "LabelEvent", "LabelEventError", "LabelEventsIn", "LabelEventsOut", "parse_batch",
-           "record"]
+__all__ = ["MAX_EVENTS", "SUMMARY_LIMIT", "LabelEvent", "LabelEventError", "LabelEventsIn", "LabelEventsOut",
+           "parse_batch", "record"]

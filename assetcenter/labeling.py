@@ -37,7 +37,7 @@ from assetcenter.connection import (
     connect,
     load_settings,
 )
-from assetcenter.label_events import MAX_EVENTS
+from assetcenter.label_events import MAX_EVENTS, SUMMARY_LIMIT
 from engine.fileio import canonical_json, sha256_text
 from engine.i18n import tr
 from engine.labels.store import LabelStore, LabelStoreError, open_label_store
@@ -46,7 +46,6 @@ from engine.project import STATE_DIR, project_file
 log = logging.getLogger("ledgerflow.assetcenter.labeling")
 
 _PROJECT_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_SUMMARY_LIMIT = 2000
 LOCAL_PROJECT = "default"  # a project's own labels.db holds only its tasks
 CONNECT_TIMEOUT_S = 5
 EMPTY_DIGEST = sha256_text("labels", "0", "0", "")  # LabelStore.annotation_digest of a task without labels
@@ -159,7 +158,7 @@ def audit_event(evt: dict[str, Any]) -> dict[str, Any]:
         reason = after.get("reason") or (after.get("skip_reason") if after.get("status") == "skipped" else None)
         if reason:
             out["reason"] = str(reason)[:1000]
-    elif isinstance(after, dict) and len(canonical_json(after)) <= _SUMMARY_LIMIT:
+    elif isinstance(after, dict) and len(canonical_json(after)) <= SUMMARY_LIMIT:
         out["summary"] = after
     return out
 

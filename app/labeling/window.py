@@ -11,7 +11,6 @@ under 50 ms at 100,000 items), and doing them in order keeps version numbers and
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import sys
 import threading
@@ -53,6 +52,7 @@ from engine.labels.store import (
     LabelStoreError,
 )
 from engine.project import PROJECT_FILE, project_file
+from engine.runlog import os_user
 
 log = logging.getLogger("ledgerflow.app.labeling")
 Key = QtCore.Qt.Key
@@ -60,14 +60,6 @@ KIND_NAMES = {"record": N_("Records"), "text": N_("Texts"), "spans": N_("Texts: 
               "image": N_("Images"), "boxes": N_("Images: draw boxes")}
 _DONE = ("submitted", "accepted", "skipped")  # statuses that count as "done" in the labeler's progress
 _CLASSIFY = ("record", "text", "image")
-
-
-def default_labeler() -> str:
-    """The OS account name: who labeled what is recorded under it."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "labeler"
 
 
 def _percent(confidence: float | None) -> str:
@@ -578,7 +570,7 @@ class LabelingWindow(QtWidgets.QMainWindow):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.project_dir = project_file(Path(project_dir)).parent.resolve()
-        self.labeler = (labeler or default_labeler()).strip() or default_labeler()
+        self.labeler = (labeler or "").strip() or os_user()  # the name the Label node records too
         self._own_store = store is None
         self.forwarder: LabelAuditForwarder | None = None
         self._store_problem = self._trail_problem = ""
@@ -858,4 +850,4 @@ def run_labeling(project: str | None = None, *, task: str | None = None, lang: s
     return exit_code or rc
 
 
-__all__ = ["ItemPage", "LabelingWindow", "TaskList", "default_labeler", "run_labeling"]
+__all__ = ["ItemPage", "LabelingWindow", "TaskList", "run_labeling"]
